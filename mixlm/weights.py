@@ -1,0 +1,58 @@
+"""Assemble a MixLM from the base model and, when present, a trained weight set (weights/<model_version>/).
+
+A weight set is a folder with ``manifest.json`` plus small safetensors adapters (see training/). The newest
+manifest under ``settings.weights_dir`` is used when ``settings.weights == "auto"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from mixlm import loading
+from mixlm.model import Encoder, MixLM, Ranker
+from mixlm.settings import Settings
+from mixlm.version import model_version
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+def find_weights(settings: Settings) -> Path | None:
+    """The weight set the settings ask for, or None for the untrained base."""
+    if settings.weights == "none":
+        return None
+    if settings.weights != "auto":
+        folder = Path(settings.weights)
+        if not (folder / MANIFEST).exists():
+            raise FileNotFoundError(f"MIXLM_WEIGHTS={folder}: no {MANIFEST} there")
+        return folder
+    candidates = []
+    for manifest in Path(settings.weights_dir).glob(f"*/{MANIFEST}"):
+        meta = json.loads(manifest.read_text())
+        if meta.get("base_model") == settings.base_model and meta.get("n_item_tokens") == settings.n_item_tokens:
+            candidates.append((meta.get("created_at", 0), manifest.parent))
+    return max(candidates)[1] if candidates else None
+
+
+def build_mixlm(settings: Settings) -> MixLM:
+    """Load tokenizer, encoder and ranker on the configured device and dtype."""
+    dtype, device = settings.torch_dtype(), settings.resolved_device()
+    tokenizer = loading.load_tokenizer(settings.home, settings.base_model)
+    ranker_lm = loading.load_causal_lm(settings.home, settings.base_model, dtype)
+    encoder_lm = loading.load_causal_lm(settings.home, settings.base_model, dtype)
+    encoder = Encoder(encoder_lm.model, settings.n_item_tokens)
+    yes_id, no_id = tokenizer.convert_tokens_to_ids([loading.YES_TOKEN, loading.NO_TOKEN])
+    ranker = Ranker(ranker_lm, yes_id, no_id)
+    folder = find_weights(settings)
+    encoder_fingerprint = "base"
+    if folder is not None:
+        from training.weights_io import apply_weight_set  # trained adapters; imported only when present
+
+        encoder_fingerprint = apply_weight_set(folder, encoder, ranker)
+        log.info("loaded weight set %s", folder)
+    version = model_version(loading.base_fingerprint(settings.home, settings.base_model), encoder_fingerprint, settings.n_item_tokens)
+    encoder.to(device, dtype).eval()
+    ranker.to(device, dtype).eval()
+    return MixLM(tokenizer, encoder, ranker, version, max_item_text_tokens=settings.max_item_text_tokens)
