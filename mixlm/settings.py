@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(32, ge=1)
     worker_batch_timeout_s: float = Field(0.5, gt=0)
     max_text_chars: int = Field(20_000, ge=1, description="Longer item texts are rejected to the DLQ.")
+    worker_session_timeout_s: float = Field(
+        10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move to a live one."
+    )
+    worker_metrics_port: int = Field(0, ge=0, description="Loopback port for the worker's Prometheus metrics; 0 = log them.")
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "gzip", description="Producer compression (gzip needs no extra package)."
+    )
 
     # --- ranker service -----------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -80,6 +87,13 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     services_bind: str = "127.0.0.1"
+    cassandra_storage_port: int = 7000
+    cassandra_jmx_port: int = 7199
+    kafka_heap_mb: int = Field(512, ge=128, description="Max heap of the Kafka started by `mixlm services up`.")
+    cassandra_heap_mb: int = Field(512, ge=256, description="Heap (min = max) of the Cassandra started by `mixlm services up`.")
+    services_start_timeout_s: float = Field(180.0, gt=0, description="How long `mixlm services up` waits for each server.")
+    cassandra_connect_timeout_s: float = Field(5.0, gt=0)
+    cassandra_request_timeout_s: float = Field(10.0, gt=0)
 
     def resolved_sqlite_path(self) -> Path:
         return self.sqlite_path or self.home / "store.sqlite"

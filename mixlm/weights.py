@@ -53,6 +53,7 @@ def build_mixlm(settings: Settings) -> MixLM:
         encoder_fingerprint = apply_weight_set(folder, encoder, ranker)
         log.info("loaded weight set %s", folder)
     version = model_version(loading.base_fingerprint(settings.home, settings.base_model), encoder_fingerprint, settings.n_item_tokens)
-    encoder.to(device, dtype).eval()
-    ranker.to(device, dtype).eval()
+    # Serving and encoding never train: no autograd bookkeeping (training enables grads on what it tunes).
+    for module in (encoder, ranker):
+        module.to(device, dtype).eval().requires_grad_(False)
     return MixLM(tokenizer, encoder, ranker, version, max_item_text_tokens=settings.max_item_text_tokens)

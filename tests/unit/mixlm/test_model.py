@@ -1,0 +1,93 @@
+"""The model core: encoder last-N sampling, and multi-item scoring equal to per-item scoring."""
+
+import pytest
+import torch
+
+from mixlm.model import p_yes
+
+TEXTS = [
+    "Senior data analyst: SQL, dashboards and reporting for a payments team.",
+    "Registered nurse for the intensive care unit, night shifts.",
+    "Truck driver, CDL class A, long haul routes across the Midwest.",
+    "Backend engineer (Python, Kafka, Cassandra) for a search platform.",
+]
+
+
+def reference_scores(model, query, segments):
+    """Each item alone behind the prefix, through the plain HF causal forward (no custom mask)."""
+    out = []
+    with torch.inference_mode():
+        prefix = model.prefix_embeds(query)
+        for seg in segments:
+            seq = torch.cat([prefix, seg])[None]
+            hidden = model.ranker.lm.model(inputs_embeds=seq).last_hidden_state[0, -1]
+            out.append(p_yes(model.ranker.readout(hidden[None]))[0])
+    return torch.stack(out)
+
+
+@pytest.fixture(params=["tiny_model", pytest.param("real_model", marks=pytest.mark.real_model)])
+def model(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_encoder_keeps_last_n_hidden_states(tiny_model):
+    ids, mask = tiny_model.tokenize_items(["short", "a much longer item text than the first one"])
+    hidden = tiny_model.encoder.body(input_ids=ids, attention_mask=mask).last_hidden_state
+    tokens = tiny_model.encoder(ids, mask)
+    last = mask.sum(1) - 1
+    assert tokens.shape == (2, 1, tiny_model.dim)
+    assert torch.allclose(tokens[0, 0], hidden[0, last[0]]) and torch.allclose(tokens[1, 0], hidden[1, last[1]])
+
+
+def test_encoding_is_independent_of_batch_padding(tiny_model):
+    alone = tiny_model.encode_items([TEXTS[0]])
+    batched = tiny_model.encode_items(TEXTS)
+    assert torch.allclose(alone[0], batched[0], atol=1e-5)
+
+
+def test_multi_item_mixed_scores_equal_per_item_scores(model):
+    item_tokens = list(model.encode_items(TEXTS))
+    multi = model.score_mixed("data analyst", item_tokens)
+    naive = model.score_mixed("data analyst", item_tokens, multi_item=False)
+    ref = reference_scores(model, "data analyst", [model.mixed_item(t) for t in item_tokens])
+    assert (multi - ref).abs().max() <= 1e-4
+    assert (naive - ref).abs().max() <= 1e-4
+
+
+def test_multi_item_text_scores_equal_per_item_scores(model):
+    multi = model.score_text("nurse", TEXTS)
+    with torch.inference_mode():
+        segments = [model.text_item(t) for t in TEXTS]
+    ref = reference_scores(model, "nurse", segments)
+    assert (multi - ref).abs().max() <= 1e-4
+
+
+def test_prefix_cached_scores_equal_per_item_scores(model):
+    with torch.inference_mode():
+        prefix = model.prefix_embeds("driver")
+        segments = [model.text_item(t) for t in TEXTS]
+        cached = p_yes(model.ranker.forward_prefix_cached(prefix, segments))
+    assert (cached - reference_scores(model, "driver", segments)).abs().max() <= 1e-4
+
+
+def test_several_requests_in_one_forward_equal_each_alone(tiny_model):
+    toks = list(tiny_model.encode_items(TEXTS))
+    with torch.inference_mode():
+        r1 = (tiny_model.prefix_embeds("nurse"), [tiny_model.mixed_item(t) for t in toks[:3]])
+        r2 = (tiny_model.prefix_embeds("a much longer query about data and analytics"), [tiny_model.mixed_item(t) for t in toks])
+    together = tiny_model.score_segments([r1, r2])
+    assert torch.allclose(together[0], tiny_model.score_segments([r1])[0], atol=1e-5)
+    assert torch.allclose(together[1], tiny_model.score_segments([r2])[0], atol=1e-5)
+
+
+def test_scores_are_probabilities_and_depend_on_the_item(real_model):
+    scores = real_model.score_text("registered nurse", TEXTS)
+    assert ((scores > 0) & (scores < 1)).all()
+    assert scores.std() > 1e-3
+
+
+@pytest.mark.real_model
+def test_real_model_readout_tokens_are_yes_and_no(real_model):
+    tok = real_model.tokenizer
+    assert tok.convert_ids_to_tokens([real_model.ranker.yes_id, real_model.ranker.no_id]) == ["Ġyes", "Ġno"]
+    assert real_model.dim == 576
