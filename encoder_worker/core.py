@@ -20,10 +20,10 @@ import msgspec
 
 from encoder_worker.metrics import WorkerMetrics
 from feature_store.base import MAX_READ, FeatureStore
-from ingest.validation import check_update, parse_update
+from ingest.validation import parse_update
 from mixlm import prompts
 from mixlm.codec import content_hash, tokens_to_bytes
-from mixlm.errors import InvalidJobUpdate
+from mixlm.errors import InvalidJobUpdate, StoreUnavailable
 from mixlm.model import MixLM
 from mixlm.schemas import ItemEmbedding, ItemText, JobUpdate
 from mixlm.settings import Settings
@@ -82,6 +82,10 @@ def latest_per_item(updates: Sequence[JobUpdate]) -> list[JobUpdate]:
     return list(newest.values())
 
 
+def _dead(m: Message, error: str) -> DeadLetter:
+    return DeadLetter(m.key, m.value, error, m.partition, m.offset)
+
+
 def _item_text(u: JobUpdate) -> ItemText:
     return ItemText(item_id=u.item_id, title=u.title, text=u.text, fields=u.fields,
                     content_hash=content_hash(u.title, u.text, u.fields), updated_at=u.updated_at)
@@ -100,15 +104,15 @@ class EncoderCore:
     def model_version(self) -> str:
         return self.model.model_version
 
-    def decode(self, batch: Sequence[Message]) -> tuple[list[JobUpdate], list[DeadLetter]]:
-        """Messages -> checked updates (tombstones become deletes) and dead letters."""
-        updates: list[JobUpdate] = []
+    def decode(self, batch: Sequence[Message]) -> tuple[list[tuple[JobUpdate, Message]], list[DeadLetter]]:
+        """Messages -> checked updates with their message (tombstones become deletes), and dead letters."""
+        updates: list[tuple[JobUpdate, Message]] = []
         dead: list[DeadLetter] = []
         for m in batch:
             try:
-                updates.append(self._decode_one(m))
+                updates.append((self._decode_one(m), m))
             except InvalidJobUpdate as e:
-                dead.append(DeadLetter(m.key, m.value, str(e), m.partition, m.offset))
+                dead.append(_dead(m, str(e)))
         return updates, dead
 
     def _decode_one(self, m: Message) -> JobUpdate:
@@ -123,25 +127,51 @@ class EncoderCore:
         return parse_update(m.value, self.settings.max_text_chars, key=key)
 
     def process(self, batch: Sequence[Message]) -> BatchResult:
-        """Decode, dedupe, encode and write one batch; never raises on bad input (it becomes dead letters)."""
+        """Decode, dedupe, encode and write one batch; never raises on bad input (it becomes dead letters).
+        Raises StoreUnavailable (nothing is lost: the caller retries the batch before committing)."""
         started = time.perf_counter()
         updates, dead = self.decode(batch)
-        result = self.apply(updates)
-        result.dead_letters = dead
+        try:
+            result = self.apply([u for u, _ in updates])
+        except StoreUnavailable:
+            raise
+        except Exception:
+            # Something in the batch breaks encoding or the write: redo it one message at a time, in
+            # order, so only the message that fails is dead-lettered and the rest goes through.
+            log.exception("batch of %d failed; isolating the failing message", len(batch))
+            result = self._one_by_one(updates)
+        result.dead_letters = dead + result.dead_letters
         result.seconds = time.perf_counter() - started
-        self.metrics.dlq.inc(len(dead))
+        self.metrics.dlq.inc(len(result.dead_letters))
         self.metrics.batch_latency.observe(result.seconds)
-        for d in dead:
+        for d in result.dead_letters:
             log.warning("dead letter p%d@%d: %s", d.partition, d.offset, d.error)
         return result
+
+    def _one_by_one(self, updates: list[tuple[JobUpdate, Message]]) -> BatchResult:
+        total = BatchResult()
+        for u, m in updates:
+            try:
+                r = self.apply([u])
+            except StoreUnavailable:
+                raise
+            except Exception as e:
+                total.dead_letters.append(_dead(m, f"processing failed: {type(e).__name__}: {e}"))
+                continue
+            total.embeddings += r.embeddings
+            total.items += r.items
+            total.deletes += r.deletes
+            total.unchanged += r.unchanged
+            total.stale += r.stale
+        return total
 
     def apply(self, updates: Sequence[JobUpdate]) -> BatchResult:
         """Write checked updates (also the backfill's entry point): newest per item, skip unchanged, encode, write."""
         latest = latest_per_item(updates)
         result = BatchResult(superseded=len(updates) - len(latest))
-        upserts = [check_update(u, self.settings.max_text_chars) for u in latest if u.op == "upsert"]
+        upserts = [u for u in latest if u.op == "upsert"]
         result.deletes = [(u.item_id, u.updated_at) for u in latest if u.op == "delete"]
-        todo, refresh, result.unchanged, result.stale = self._needs_encoding(upserts)
+        todo, refresh, result.unchanged, result.stale = self.needs_encoding(upserts)
         fresh = [*todo, *(u for u, _ in refresh)]
         if fresh:
             result.items = [_item_text(u) for u in fresh]
@@ -163,7 +193,7 @@ class EncoderCore:
         self.metrics.items_deleted.inc(len(result.deletes))
         return result
 
-    def _needs_encoding(
+    def needs_encoding(
         self, upserts: list[JobUpdate]
     ) -> tuple[list[JobUpdate], list[tuple[JobUpdate, ItemEmbedding]], int, int]:
         """Split upserts into: to encode; unchanged content but newer (re-stamp); unchanged; stale."""
@@ -186,6 +216,8 @@ class EncoderCore:
         return todo, refresh, unchanged, stale
 
     def _encode(self, items: list[ItemText]) -> list[ItemEmbedding]:
+        if not items:
+            return []
         texts = [prompts.item_text(it.title, it.text, it.fields) for it in items]
         tokens = self.model.encode_items(texts, batch_size=self.settings.worker_batch_size)
         encoded_at = now_ms()

@@ -97,3 +97,15 @@ class RerankResponse(Struct, kw_only=True):
 def decode_job_update(raw: bytes) -> JobUpdate:
     """Strict decode of one Kafka value; raises msgspec.ValidationError/DecodeError with the field named."""
     return msgspec.json.decode(raw, type=JobUpdate)
+
+
+# --- HTTP: GET /items (the search page's titles; ranker_service/page.py) -----------------------------
+class ItemSummary(Struct, kw_only=True):
+    item_id: str
+    title: str
+    fields: dict[str, str] = {}
+
+
+class ItemsResponse(Struct, kw_only=True):
+    items: list[ItemSummary]
+    missing: list[str] = []

@@ -120,3 +120,14 @@ def excluded_docs(rs: RelevanceSet, query_ids: list[str]) -> dict[str, set[str]]
     if rs.name not in SELF_EXCLUDING_SETS:
         return {}
     return {q: {q} for q in query_ids if q in rs.docs}
+
+
+def save_relevance_set(rs: RelevanceSet, path: Path) -> Path:
+    """Write a set in the common format (the inverse of load_relevance_set), e.g. a subset or a test set."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / QUERIES).write_bytes(b"".join(msgspec.json.encode(q) + b"\n" for q in rs.queries.values()))
+    (path / DOCS).write_bytes(b"".join(msgspec.json.encode(d) + b"\n" for d in rs.docs.values()))
+    lines = [f"{q}\t{d}\t{g}\n" for q, judged in rs.qrels.items() for d, g in judged.items()]
+    (path / QRELS).write_text("".join(lines), encoding="utf-8")
+    return path

@@ -100,9 +100,10 @@ def build(source: Path, out: Path, n_items: int = N_ITEMS) -> tuple[int, int]:
     with open(out / "queries.jsonl", "w") as f:
         for q in demo:
             f.write(json.dumps(q) + "\n")
-    (out / "ATTRIBUTION.md").write_text(
-        ATTRIBUTION.format(n_items=len(keep), n_docs=len(docs), source_md=(source / "SOURCE.md").read_text().strip())
-    )
+    # SOURCE.md as is, less its "Script:" line (a path on the machine that converted it, of no use to a reader).
+    source_md = "\n".join(line for line in (source / "SOURCE.md").read_text().strip().splitlines()
+                          if not line.startswith("- Script:"))
+    (out / "ATTRIBUTION.md").write_text(ATTRIBUTION.format(n_items=len(keep), n_docs=len(docs), source_md=source_md))
     return len(keep), len(demo)
 
 

@@ -6,6 +6,7 @@ import sys
 import time
 
 import click
+from rich.console import Console
 
 from mixlm.cli import settings_of
 from mixlm.errors import ServiceError
@@ -30,29 +31,54 @@ def services() -> None:
 
 @services.command()
 @_only
+@click.option("--record", is_flag=True, help="Append the start-up times to bench/RESULTS.md.")
 @click.pass_context
-def up(ctx: click.Context, only: tuple[str, ...]) -> None:
+def up(ctx: click.Context, only: tuple[str, ...], record: bool) -> None:
     """Fetch, configure and start the servers in the background; reuse the ones already running."""
     settings = settings_of(ctx)
     chosen = _selected(ctx, only)
     t_start = time.monotonic()
+    rows = []
+    status = Console(stderr=True).status("")  # a spinner while jars download and JVMs boot (tens of seconds)
     try:
-        # launch everything first, then wait: both JVMs boot at the same time
-        launched = []
+        status.start()
+        # prepare everything (jar fetches), then launch, then wait: both JVMs boot at the same time
+        running = {s.name: lifecycle.running_pid(s) for s in chosen}
+        fetched = {}
         for server in chosen:
-            launched.append(lifecycle.launch(server, settings))
-            if launched[-1].fetched_s > 1.0:
-                click.echo(f"{server.name}: fetched jars into {server.libs} in {launched[-1].fetched_s:.1f} s")
+            if not running[server.name]:
+                status.update(f"preparing {server.name} (the first run fetches its jars from Maven Central)")
+                fetched[server.name] = lifecycle.prepare(server, settings)
+                if fetched[server.name] > 1.0:
+                    click.echo(f"{server.name}: fetched jars into {server.libs} in {fetched[server.name]:.1f} s")
+        launched = [lifecycle.Launch(s, running[s.name], reused=True, t0=time.monotonic()) if running[s.name]
+                    else lifecycle.launch(s, settings, fetched[s.name]) for s in chosen]
         for item in launched:
+            status.update(f"waiting for {item.server.name} on {item.server.host}:{item.server.port}")
             answer, ready_s = lifecycle.wait_ready(item, settings.services_start_timeout_s)
             s = item.server
             how = "already running" if item.reused else f"started, answered in {ready_s:.1f} s"
+            if not item.reused:
+                rows.append([s.name, "yes" if item.fetched_s > 1.0 else "no", round(item.fetched_s, 1), round(ready_s, 1)])
             click.echo(f"{s.name:9} up  {s.host}:{s.port}  pid {item.pid}  {how}  ({answer})")
     except ServiceError as exc:
+        status.stop()
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    finally:
+        status.stop()
     names = {s.name for s in chosen}
-    click.echo(f"all up in {time.monotonic() - t_start:.1f} s. Point the platform at them with:")
+    total_s = time.monotonic() - t_start
+    click.echo(f"all up in {total_s:.1f} s. Point the platform at them with:")
+    if record and rows:
+        import os
+
+        from bench.results import record as record_table
+
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        record_table("Services start-up", ["server", "jars fetched", "fetch s", "start to answer s"], rows,
+                     note=f"whole `up` {total_s:.1f} s; load average after {load}; home {settings.home}; "
+                          f"fetch = mvn copy-dependencies (cold when the local Maven repository is empty)")
     if "kafka" in names:
         click.echo(f"  export MIXLM_KAFKA_BOOTSTRAP={settings.services_bind}:{settings.kafka_port}")
     if "cassandra" in names:

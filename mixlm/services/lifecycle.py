@@ -33,11 +33,9 @@ def running_pid(server: Server) -> int | None:
     return pid if process.is_ours(pid, server.marker) else None
 
 
-def launch(server: Server, settings: Settings) -> Launch:
-    """Start the server in the background unless ours already runs. Raises ServiceError on a taken port."""
-    pid = running_pid(server)
-    if pid:
-        return Launch(server, pid, reused=True, t0=time.monotonic())
+def prepare(server: Server, settings: Settings) -> float:
+    """Refuse taken ports, fetch jars, render configs, format Kafka storage. Returns the fetch seconds.
+    Call only when our server is not running (see running_pid)."""
     java = servers.java_bin()
     taken = [p for p in server.ports if process.port_taken(server.host, p)]
     if taken:
@@ -49,8 +47,13 @@ def launch(server: Server, settings: Settings) -> Launch:
     servers.write_configs(server, settings)
     if server.name == "kafka" and servers.kafka_format_storage(server, java):
         log.info("formatted Kafka storage in %s", server.data)
+    return fetched_s
+
+
+def launch(server: Server, settings: Settings, fetched_s: float = 0.0) -> Launch:
+    """Start the prepared server in the background, detached from this process."""
     t0 = time.monotonic()
-    pid = process.start_detached(servers.command(server, settings, java), server.log_file, cwd=server.root)
+    pid = process.start_detached(servers.command(server, settings, servers.java_bin()), server.log_file, cwd=server.root)
     server.pid_file.write_text(f"{pid}\n")
     server.state_file.unlink(missing_ok=True)
     return Launch(server, pid, reused=False, t0=t0, fetched_s=fetched_s)

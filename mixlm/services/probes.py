@@ -38,12 +38,13 @@ def kafka_answers(host: str, port: int, timeout_s: float = 3.0) -> str:
 
 
 def cassandra_answers(host: str, port: int, timeout_s: float = 3.0) -> str:
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout_s)
     with _quiet("cassandra"):
         cluster = Cluster([host], port=port, protocol_version=5, connect_timeout=timeout_s,
-                          control_connection_timeout=timeout_s, load_balancing_policy=RoundRobinPolicy())
+                          control_connection_timeout=timeout_s, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         try:
             session = cluster.connect()
             row = session.execute("SELECT release_version FROM system.local", timeout=timeout_s).one()

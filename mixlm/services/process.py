@@ -37,14 +37,18 @@ def read_pid(pid_file: Path) -> int | None:
 def is_ours(pid: int | None, marker: str) -> bool:
     """The pid is alive and its command line contains marker (our config path), so a recycled pid
     belonging to some other program is never taken for our server, nor signalled by `down`."""
-    if not pid:
+    if not pid or _proc_state(pid) in ("Z", "X"):
         return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    state = _proc_state(pid)
-    return marker in cmdline and state not in ("Z", "X")
+    for _ in range(40):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if raw:
+            break
+        time.sleep(0.05)  # a process in the middle of exec shows an empty cmdline for a moment
+    cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
+    return marker in cmdline and _proc_state(pid) not in ("Z", "X")
 
 
 def _proc_state(pid: int) -> str:

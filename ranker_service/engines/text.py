@@ -6,7 +6,6 @@ max_item_text_tokens) instead of its stored item tokens, so the handler fetches 
 
 from __future__ import annotations
 
-from mixlm import prompts
 from mixlm.model import MixLM
 from ranker_service.engines.base import ScoreRequest
 from ranker_service.engines.native import NativeEngine, Segments, Strategy
@@ -28,8 +27,3 @@ class TextEngine(NativeEngine):
     def segments(self, request: ScoreRequest) -> Segments:
         prefix = self.model.prefix_embeds(request.query, request.user_context)
         return prefix, [self.model.text_item(t) for t in request.item_texts]
-
-
-def item_text_of(item) -> str:
-    """What the teacher reads of a stored item (mixlm.schemas.ItemText)."""
-    return prompts.item_text(item.title, item.text, item.fields)

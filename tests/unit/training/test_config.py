@@ -1,0 +1,37 @@
+"""Training presets: one TOML per preset, decoded strictly."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.config import ConfigError, load_config, preset_names
+
+
+def test_every_preset_loads_and_its_curriculum_starts_with_alignment():
+    assert {"tiny", "cpu", "gpu"} <= set(preset_names())
+    for name in preset_names():
+        cfg = load_config(name)
+        first, last = cfg.phase_at(0), cfg.phase_at(cfg.stage3.steps - 1)
+        assert first.align > first.sft and last.sft > last.align, name
+
+
+def test_phase_boundaries_follow_the_fractions():
+    cfg = load_config("tiny")  # 20 steps, phases 0.3 / 0.7
+    assert cfg.phase_at(5) is cfg.stage3.phases[0]
+    assert cfg.phase_at(6) is cfg.stage3.phases[1]
+
+
+def test_unknown_keys_and_bad_phase_fractions_are_rejected(tmp_path):
+    bad_key = tmp_path / "a.toml"
+    bad_key.write_text('name = "a"\n[model]\nlora_rnk = 4\n')
+    with pytest.raises(ConfigError, match="lora_rnk"):
+        load_config(bad_key)
+    bad_phases = tmp_path / "b.toml"
+    bad_phases.write_text('name = "b"\n[stage3]\nphases = [{ fraction = 0.5, sft = 1.0, distill = 1.0, align = 1.0 }]\n')
+    with pytest.raises(ConfigError, match="sum to 1"):
+        load_config(bad_phases)
+
+
+def test_a_missing_preset_names_the_ones_there_are():
+    with pytest.raises(ConfigError, match="tiny"):
+        load_config("nope")

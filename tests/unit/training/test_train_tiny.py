@@ -1,0 +1,154 @@
+"""The tiny preset end to end: both stages learn, the weight set reloads bit-exactly and scores the same."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mixlm.settings import Settings
+from mixlm.weights import build_mixlm, find_weights
+from training.adapters import lora_state
+from training.config import load_config
+from training.pipeline import run
+from training.weights_io import ENCODER_FILE, PROJECTOR_FILE, RANKER_FILE, WeightSetError
+
+QUERY = "ICU nurse"
+TEXTS = ["Registered Nurse\nCares for patients in hospitals.", "Welder\nJoins metal parts.", "Cashier\nHandles payments."]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, titles_dir):
+    out = tmp_path_factory.mktemp("weights")
+    settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
+                        sqlite_path=out / "store.sqlite", weights_dir=out)
+    cfg = load_config("tiny")
+    cfg.data.sets = [titles_dir.name]
+    result = run(cfg, settings, titles_dir, out, keep_model=True, progress=False)
+    return result, settings, out
+
+
+def loaded(settings, folder):
+    return build_mixlm(settings.model_copy(update={"weights": str(folder), "max_item_text_tokens": 24}))
+
+
+def test_stage2_sft_loss_goes_down(trained):
+    result, _, _ = trained
+    assert result.stage2.mean(-5, None) < result.stage2.mean(0, 5)
+
+
+def test_stage3_task_and_alignment_losses_go_down(trained):
+    result, _, _ = trained
+    parts = result.stage3.parts
+    first, last = parts[:5], parts[-5:]
+    for name in ("sft", "align_hidden"):
+        assert sum(p[name] for p in last) < sum(p[name] for p in first), name
+
+
+def test_manifest_names_the_version_the_service_computes(trained):
+    result, settings, out = trained
+    manifest = json.loads((result.folder / "manifest.json").read_text())
+    model = loaded(settings, result.folder)
+    assert manifest["model_version"] == result.folder.name == model.model_version
+    assert manifest["base_model"] == "tiny" and manifest["n_item_tokens"] == 1
+    assert {"created_at", "data", "steps", "dev_metrics", "base_fingerprint"} <= set(manifest)
+    assert manifest["steps"] == {"stage2": 20, "stage3": 20}
+    assert set(manifest["dev_metrics"]) == {"teacher", "mixlm", "mixlm_untrained"}
+    auto = settings.model_copy(update={"weights": "auto"})
+    assert find_weights(auto) == result.folder
+
+
+def test_saved_adapters_are_bit_exactly_the_trained_ones(trained):
+    result, _, _ = trained
+    model = result.model
+    for name, body in ((ENCODER_FILE, model.encoder.body), (RANKER_FILE, model.ranker.lm.model)):
+        saved, live = load_file(str(result.folder / name)), lora_state(body)
+        assert saved.keys() == live.keys() and saved
+        assert all(torch.equal(saved[k], live[k]) for k in saved)
+    assert torch.equal(load_file(str(result.folder / PROJECTOR_FILE))["weight"], model.encoder.projector.weight)
+    # LoRA B starts at zero: a non-zero B in both adapters shows that gradients reached the encoder and the ranker.
+    for name in (ENCODER_FILE, RANKER_FILE):
+        saved = load_file(str(result.folder / name))
+        assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k), name
+
+
+def test_reloaded_set_scores_like_the_trained_model_and_not_like_the_base(trained):
+    result, settings, _ = trained
+    a, b = loaded(settings, result.folder), loaded(settings, result.folder)
+    tokens_a, tokens_b = a.encode_items(TEXTS), b.encode_items(TEXTS)
+    assert torch.equal(tokens_a, tokens_b)
+    scores_a = a.score_mixed(QUERY, list(tokens_a))
+    assert torch.equal(scores_a, b.score_mixed(QUERY, list(tokens_b)))
+    live = result.model
+    with torch.inference_mode():
+        live_tokens = live.encoder(*live.tokenize_items(TEXTS))
+    live_scores = live.score_mixed(QUERY, list(live_tokens))
+    # Merged (W + BA) vs unmerged (Wx + BAx) LoRA: equal up to float rounding.
+    torch.testing.assert_close(tokens_a, live_tokens, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(scores_a, live_scores, atol=1e-5, rtol=1e-4)
+    base = build_mixlm(settings.model_copy(update={"weights": "none", "max_item_text_tokens": 24}))
+    assert not torch.allclose(base.score_mixed(QUERY, list(base.encode_items(TEXTS))), scores_a, atol=1e-4)
+
+
+def test_weight_set_is_small(trained):
+    result, _, _ = trained
+    assert sum(p.stat().st_size for p in result.folder.iterdir()) < 30 * 2**20
+
+
+def test_resuming_a_finished_run_trains_nothing_and_rebuilds_the_same_set(trained, titles_dir):
+    result, settings, out = trained
+    cfg = load_config("tiny")
+    cfg.data.sets = [titles_dir.name]
+    again = run(cfg, settings, titles_dir, out, resume=True, evaluate=False, progress=False)
+    assert again.folder == result.folder  # same adapters -> same fingerprint -> same model_version
+    assert len(again.stage3.losses) == len(result.stage3.losses)
+
+
+def test_a_set_trained_for_another_item_token_count_is_refused(trained):
+    result, settings, _ = trained
+    with pytest.raises(WeightSetError, match="T_S"):
+        build_mixlm(settings.model_copy(update={"weights": str(result.folder), "n_item_tokens": 2}))
+
+
+def test_cli_trains_the_tiny_preset_and_prints_the_data_card(titles_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from mixlm.cli import cli
+
+    env = {"MIXLM_BASE_MODEL": "tiny", "MIXLM_DTYPE": "fp32", "MIXLM_DEVICE": "cpu"}
+    res = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--data", str(titles_dir), "--out", str(tmp_path),
+                                   "--steps", "2", "--no-eval"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "data card" in res.output and "label histogram" in res.output
+    assert len(list(tmp_path.glob("*/manifest.json"))) == 1
+
+
+def test_full_fine_tune_with_live_text_path_and_checkpointing_reloads_the_same(titles_dir, tmp_path):
+    """The gpu preset's switches (text path with gradients, gradient checkpointing) plus full fine-tuning."""
+    settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
+                        weights_dir=tmp_path)
+    cfg = load_config("tiny")
+    cfg.model.full_finetune, cfg.model.gradient_checkpointing = True, True
+    cfg.stage3.text_path = "grad"
+    cfg.stage2.steps = cfg.stage3.steps = 4
+    result = run(cfg, settings, titles_dir, tmp_path, evaluate=False, keep_model=True, progress=False)
+    manifest = json.loads((result.folder / "manifest.json").read_text())
+    assert manifest["adapter"]["kind"] == "full"
+    reloaded = loaded(settings, result.folder)
+    live = result.model
+    with torch.inference_mode():
+        live_tokens = live.encoder(*live.tokenize_items(TEXTS))
+    torch.testing.assert_close(reloaded.encode_items(TEXTS), live_tokens)
+    torch.testing.assert_close(reloaded.score_mixed(QUERY, list(live_tokens)), live.score_mixed(QUERY, list(live_tokens)))
+
+
+def test_resume_refuses_a_run_started_with_another_config(trained, titles_dir):
+    from training.config import ConfigError
+
+    result, settings, out = trained
+    cfg = load_config("tiny")
+    cfg.stage3.lr = 1.0
+    with pytest.raises(ConfigError, match="stage3"):
+        run(cfg, settings, titles_dir, out, resume=True, evaluate=False, progress=False)

@@ -1,0 +1,60 @@
+"""`mixlm train`: build the training data, run stage II and stage III, write weights/<model_version>/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mixlm.cli import settings_of
+
+
+@click.command("train")
+@click.option("--preset", default="cpu", show_default=True,
+              help="tiny (random tiny model, seconds), cpu (SmolLM2, <= 1 h on 2 cores), gpu (the full recipe), "
+                   "or a path to a TOML config (see training/presets/).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A relevance set folder, or a folder of sets named in the preset (e.g. ../shared/data).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the weight set folder is written (default: MIXLM_WEIGHTS_DIR, i.e. weights/).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoints and caches (default: <out>/.runs/<preset>).")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint.")
+@click.option("--no-eval", is_flag=True, help="Skip the dev metrics (teacher, trained and untrained MixLM).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Override the steps of both stages (a quick smoke run of a preset).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="torch CPU threads (0 = all cores); overrides the preset's cpu_threads.")
+@click.option("--record", is_flag=True, help="Append the run's throughput and dev metrics to bench/RESULTS.md.")
+@click.pass_context
+def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path | None, resume: bool, no_eval: bool,
+          steps: int | None, threads: int | None, record: bool) -> None:
+    """Train the encoder and ranker (paper stages II and III) and write a weight set the service loads."""
+    from training.config import ConfigError, load_config
+    from training.pipeline import run, summary_table
+
+    try:
+        cfg = load_config(preset)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--preset") from e
+    if steps is not None:
+        cfg.stage2.steps = cfg.stage3.steps = steps
+        cfg.stage2.warmup_steps = min(cfg.stage2.warmup_steps, steps // 2)
+        cfg.stage3.warmup_steps = min(cfg.stage3.warmup_steps, steps // 2)
+    if threads is not None:
+        cfg.model.cpu_threads = threads
+    settings = settings_of(ctx)
+    try:
+        result = run(cfg, settings, data_dir, out_dir or settings.weights_dir, run_dir=run_dir, resume=resume,
+                     evaluate=not no_eval, echo=click.echo)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    click.echo(f"done in {result.seconds:.0f}s: {result.folder}")
+    if record:
+        from bench.results import record as record_table
+
+        header, rows = summary_table(result)
+        note = (f"preset {cfg.name}, weight set {result.folder.name}, {result.data.card.pairs} training pairs, "
+                f"dev = {result.data.card.dev_queries} held-out queries reranking {cfg.eval.first_stage} top "
+                f"{cfg.eval.k}; wall time {result.seconds:.0f}s (this run only; a resumed run counts its last part)")
+        record_table(f"training ({cfg.name})", header, rows, note)

@@ -1,0 +1,63 @@
+"""Training losses over the ranker's yes/no readout (paper §4.3).
+
+A prediction is the softmax over the two logits (yes, no); a target is a probability of "yes" (a normalised
+label or a teacher's P(yes)). Every KL here is KL(target || prediction), which is 0 exactly when they agree.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from training.config import Phase
+
+
+def kl_to_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over items of KL([t, 1-t] || softmax(logits)); logits [N, 2] as (yes, no), target [N] in [0, 1]."""
+    log_q = F.log_softmax(logits.float(), dim=-1)
+    t = target.float().clamp(0.0, 1.0)
+    p = torch.stack([t, 1.0 - t], dim=-1)
+    # xlogy gives 0 * log 0 = 0, so hard labels (0 or 1) are fine.
+    kl = torch.special.xlogy(p, p) - p * log_q
+    return kl.sum(-1).mean()
+
+
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """§4.3.2 / §4.3.3 SFT: predictions against the normalised ground-truth labels."""
+    return kl_to_target(logits, labels)
+
+
+def distill_loss(logits: torch.Tensor, teacher_p_yes: torch.Tensor) -> torch.Tensor:
+    """§4.3.3 ranking distillation: predictions against the stage II teacher's cached P(yes)."""
+    return kl_to_target(logits, teacher_p_yes)
+
+
+def hidden_alignment_loss(mixed_hidden: torch.Tensor, text_hidden: torch.Tensor) -> torch.Tensor:
+    """§4.3.3 self-alignment: 1 - cosine between the last hidden states of the mixed and the text prompt."""
+    return (1.0 - F.cosine_similarity(mixed_hidden.float(), text_hidden.float(), dim=-1)).mean()
+
+
+def prediction_alignment_loss(mixed_logits: torch.Tensor, text_p_yes: torch.Tensor) -> torch.Tensor:
+    """§4.3.3 self-alignment: the mixed prompt's prediction against the text prompt's."""
+    return kl_to_target(mixed_logits, text_p_yes)
+
+
+def stage3_loss(
+    phase: Phase,
+    mixed_logits: torch.Tensor,
+    mixed_hidden: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_p_yes: torch.Tensor,
+    text_hidden: torch.Tensor,
+    text_p_yes: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The full stage III objective with the current phase's weights -> (loss, parts for logging)."""
+    parts = {
+        "sft": sft_loss(mixed_logits, labels),
+        "distill": distill_loss(mixed_logits, teacher_p_yes),
+        "align_hidden": hidden_alignment_loss(mixed_hidden, text_hidden),
+        "align_pred": prediction_alignment_loss(mixed_logits, text_p_yes),
+    }
+    align = phase.align_hidden * parts["align_hidden"] + phase.align_pred * parts["align_pred"]
+    total = phase.sft * parts["sft"] + phase.distill * parts["distill"] + phase.align * align
+    return total, {k: float(v.detach()) for k, v in parts.items()}

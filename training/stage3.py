@@ -1,0 +1,75 @@
+"""Stage III (paper §4.3.3): joint encoder + ranker training on the mixed prompt of §4.2.3.
+
+Loss = a*SFT + b*distillation (cached teacher P(yes)) + c*(self-alignment of hidden states and predictions
+between the text and the mixed prompt), with a, b, c from the current curriculum phase (alignment first,
+then the task). The ranker starts from the stage II teacher's adapter; the encoder from the base model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mixlm.model import MixLM, p_yes, pack
+from training.config import TrainConfig
+from training.losses import stage3_loss
+from training.loop import History, run_loop, visited
+from training.pairs import QueryGroup
+from training.stage2 import labels_of, text_forward
+from training.teacher_cache import TeacherCache
+from training.trainable import resolve_device, trainable_parameters
+
+
+def mixed_forward(mix: MixLM, groups: list[QueryGroup]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder -> item tokens -> mixed prompt of every item, packed per group -> logits [N, 2], hidden [N, D]."""
+    ids, mask = mix.tokenize_items([item.text for g in groups for item in g.items])
+    item_tokens = iter(mix.encoder(ids, mask))
+    requests = [(mix.prefix_embeds(g.query), [mix.mixed_item(next(item_tokens)) for _ in g.items]) for g in groups]
+    return mix.ranker(pack(requests, multi_item=True))
+
+
+def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache, device):
+    """(hidden [N, D], P(yes) [N]) of the full-text prompt, as the config's text_path says."""
+    mode = cfg.stage3.text_path
+    if mode == "cached":
+        teacher_p, hidden = cache.lookup(groups, device)
+        return hidden, teacher_p
+    with torch.set_grad_enabled(mode == "grad"):
+        logits, hidden = text_forward(mix, groups)
+    probs = p_yes(logits)
+    return hidden, probs
+
+
+def stage3_seed(cfg: TrainConfig) -> int:
+    return cfg.seed + 1  # its own data order, different from stage II's
+
+
+def stage3_groups(groups: list[QueryGroup], cfg: TrainConfig) -> list[QueryGroup]:
+    """The groups stage III will visit: the only ones that need teacher predictions."""
+    return [groups[i] for i in visited(cfg.stage3.steps, cfg.stage3.batch_queries, len(groups), stage3_seed(cfg))]
+
+
+def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache, run_dir: Path,
+               settings, resume: bool, progress: bool = True) -> History:
+    device = resolve_device(cfg, settings)
+
+    def step(batch: list[QueryGroup], index: int):
+        phase = cfg.phase_at(index)
+        logits, hidden = mixed_forward(mix, batch)
+        teacher_p, _ = cache.lookup(batch, logits.device)
+        text_hidden, text_p = text_path(mix, batch, cfg, cache, logits.device)
+        loss, parts = stage3_loss(phase, logits, hidden, labels_of(batch, logits.device), teacher_p, text_hidden, text_p)
+        return loss, parts, len(logits)
+
+    encoder_params = trainable_parameters(mix.encoder)
+    groups_ = [
+        {"params": encoder_params, "lr": cfg.stage3.encoder_lr or cfg.stage3.lr},
+        {"params": trainable_parameters(mix.ranker), "lr": cfg.stage3.lr},
+    ]
+    both = torch.nn.ModuleDict({"encoder": mix.encoder, "ranker": mix.ranker})
+    return run_loop(
+        "stage III (joint)", both, groups_, cfg.stage3, groups, step, run_dir / "stage3.ckpt",
+        checkpoint_every=cfg.checkpoint_every, seed=stage3_seed(cfg), resume=resume, device=device,
+        autocast_bf16=cfg.model.autocast_bf16, log_every=cfg.log_every, progress=progress,
+    )

@@ -1,0 +1,147 @@
+"""Weight sets: ``weights/<model_version>/`` = manifest.json + encoder adapter + ranker adapter + projector.
+
+The service and worker load a set with ``mixlm.weights.build_mixlm``, which calls ``apply_weight_set`` here
+and derives model_version from the fingerprint it returns, so ``save_weight_set`` computes the folder name
+and the manifest's model_version the same way. LoRA adapters are merged into the base weights on load, so
+inference runs the plain model at no extra cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mixlm.model import Encoder, Ranker
+from mixlm.version import model_version
+from training.adapters import Projector, lora_state, merge_lora
+
+MANIFEST = "manifest.json"
+ENCODER_FILE = "encoder_adapter.safetensors"
+RANKER_FILE = "ranker_adapter.safetensors"
+PROJECTOR_FILE = "projector.safetensors"
+FORMAT = "mixlm-weights/1"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+class WeightSetError(ValueError):
+    """A weight set folder that is incomplete or does not fit the model it is applied to."""
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise WeightSetError(f"{folder}: no {MANIFEST}")
+    return json.loads(path.read_text())
+
+
+def encoder_fingerprint(folder: Path) -> str:
+    """Hash of what the item tokens depend on: the encoder adapter and the projector files (feeds model_version)."""
+    h = hashlib.sha256()
+    for name in (ENCODER_FILE, PROJECTOR_FILE):
+        path = Path(folder) / name
+        h.update(name.encode())
+        h.update(path.read_bytes() if path.exists() else b"")
+    return h.hexdigest()[:16]
+
+
+def _body_state(body: torch.nn.Module, kind: str) -> dict[str, torch.Tensor]:
+    if kind == "lora":
+        return lora_state(body)
+    # Full fine-tune: every weight of the body (large; for users with storage).
+    return {k: v.detach() for k, v in body.state_dict().items()}
+
+
+def save_weight_set(
+    weights_dir: Path,
+    *,
+    encoder: Encoder,
+    ranker: Ranker,
+    base_model: str,
+    base_fingerprint: str,
+    adapter: dict,
+    save_dtype: str = "bf16",
+    meta: dict | None = None,
+) -> Path:
+    """Write a weight set from trained modules -> its folder ``weights_dir/<model_version>``.
+
+    ``adapter`` = {"kind": "lora"|"full", "rank", "alpha", "targets"}; ``meta`` is merged into the manifest
+    (data, steps, dev metrics, config). Written to a temporary folder first, then renamed into place.
+    """
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    tmp = weights_dir / f".tmp-{time.time_ns()}"
+    tmp.mkdir()
+    dtype = DTYPES[save_dtype]
+    kind = adapter["kind"]
+
+    def write(tensors: dict[str, torch.Tensor], name: str) -> None:
+        save_file({k: v.to(dtype).contiguous().cpu() for k, v in tensors.items()}, str(tmp / name), metadata={"format": FORMAT})
+
+    write(_body_state(encoder.body, kind), ENCODER_FILE)
+    write(_body_state(ranker.lm.model, kind), RANKER_FILE)
+    if isinstance(encoder.projector, torch.nn.Linear):
+        write({"weight": encoder.projector.weight}, PROJECTOR_FILE)
+    fingerprint = encoder_fingerprint(tmp)
+    version = model_version(base_fingerprint, fingerprint, encoder.n_tokens)
+    manifest = {
+        "format": FORMAT,
+        "model_version": version,
+        "base_model": base_model,
+        "base_fingerprint": base_fingerprint,
+        "encoder_fingerprint": fingerprint,
+        "n_item_tokens": encoder.n_tokens,
+        "sampling": "last",
+        "created_at": int(time.time()),
+        "adapter": {**adapter, "dtype": save_dtype},
+        "files": sorted(p.name for p in tmp.glob("*.safetensors")),
+        **(meta or {}),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    folder = weights_dir / version
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def update_manifest(folder: Path, **fields) -> dict:
+    """Add fields (e.g. dev metrics measured on the saved set) without touching the hashed files."""
+    manifest = read_manifest(folder) | fields
+    path = Path(folder) / MANIFEST
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return manifest
+
+
+def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
+    """Load a weight set into plain (base) modules in place -> the encoder fingerprint for model_version."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest.get("n_item_tokens") != encoder.n_tokens:
+        raise WeightSetError(f"{folder}: trained for T_S={manifest.get('n_item_tokens')}, encoder keeps {encoder.n_tokens}")
+    adapter = manifest["adapter"]
+    for name, body in ((ENCODER_FILE, encoder.body), (RANKER_FILE, ranker.lm.model)):
+        path = folder / name
+        if not path.exists():
+            raise WeightSetError(f"{folder}: {name} is missing")
+        state = load_file(str(path))
+        if adapter["kind"] == "lora":
+            merge_lora(body, state, adapter["rank"], adapter["alpha"])
+        else:
+            dtype = next(body.parameters()).dtype
+            body.load_state_dict({k: v.to(dtype) for k, v in state.items()})
+    projector = folder / PROJECTOR_FILE
+    if projector.exists():
+        weight = load_file(str(projector))["weight"]
+        encoder.projector = Projector(weight.shape[0]).to(weight.device)
+        with torch.no_grad():
+            encoder.projector.weight.copy_(weight.float())
+        encoder.projector.to(next(encoder.body.parameters()).dtype)
+    return encoder_fingerprint(folder)
