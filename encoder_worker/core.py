@@ -21,8 +21,8 @@ import msgspec
 from encoder_worker.metrics import WorkerMetrics
 from feature_store.base import MAX_READ, FeatureStore
 from ingest.validation import parse_update
-from mixlm import prompts
-from mixlm.codec import content_hash, tokens_to_bytes
+from mixlm.codec import content_hash
+from mixlm.encoding import encode_rows
 from mixlm.errors import InvalidJobUpdate, StoreUnavailable
 from mixlm.model import MixLM
 from mixlm.schemas import ItemEmbedding, ItemText, JobUpdate
@@ -216,15 +216,4 @@ class EncoderCore:
         return todo, refresh, unchanged, stale
 
     def _encode(self, items: list[ItemText]) -> list[ItemEmbedding]:
-        if not items:
-            return []
-        texts = [prompts.item_text(it.title, it.text, it.fields) for it in items]
-        tokens = self.model.encode_items(texts, batch_size=self.settings.worker_batch_size)
-        encoded_at = now_ms()
-        dtype = self.settings.store_dtype
-        return [
-            ItemEmbedding(model_version=self.model_version, item_id=it.item_id, tokens=tokens_to_bytes(tokens[i], dtype),
-                          n_tokens=tokens.shape[1], dim=tokens.shape[2], dtype=dtype, content_hash=it.content_hash,
-                          source_updated_at=it.updated_at, encoded_at=encoded_at)
-            for i, it in enumerate(items)
-        ]
+        return encode_rows(self.model, items, self.settings.store_dtype, batch_size=self.settings.worker_batch_size)

@@ -12,7 +12,8 @@ from feature_store.base import MAX_READ
 from mixlm import prompts
 from mixlm.errors import StoreUnavailable
 from mixlm.schemas import ItemEmbedding
-from ranker_service.item_encoding import encode_rows, row_fits
+from mixlm.encoding import encode_rows
+from ranker_service.item_encoding import row_fits
 from ranker_service.state import Service
 
 log = logging.getLogger(__name__)

@@ -1,39 +1,14 @@
-"""Item text -> item-token rows (ItemEmbedding), for cold start and for /v1/rerank's raw documents.
+"""Items on the request path: /v1/rerank's raw documents as transient items, and which stored rows fit the model.
 
-The encoder worker does the same nearline; here it runs on the request path for a bounded few items.
+Encoding itself is mixlm.encoding.encode_rows, shared with the encoder worker.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
-from mixlm import prompts
-from mixlm.codec import content_hash, tokens_to_bytes
-from mixlm.model import MixLM
+from mixlm.codec import content_hash
 from mixlm.schemas import ItemEmbedding, ItemText
-
-
-def encode_rows(model: MixLM, items: Sequence[ItemText], store_dtype: str) -> list[ItemEmbedding]:
-    """Encode items under the model's version; each row's write timestamp is the item's updated_at."""
-    if not items:
-        return []
-    tokens = model.encode_items([prompts.item_text(it.title, it.text, it.fields) for it in items])
-    now = int(time.time() * 1000)
-    return [
-        ItemEmbedding(
-            model_version=model.model_version,
-            item_id=it.item_id,
-            tokens=tokens_to_bytes(t, store_dtype),
-            n_tokens=int(t.shape[0]),
-            dim=int(t.shape[1]),
-            dtype=store_dtype,
-            content_hash=it.content_hash,
-            source_updated_at=it.updated_at,
-            encoded_at=now,
-        )
-        for it, t in zip(items, tokens)
-    ]
 
 
 def documents_as_items(documents: Sequence[str]) -> list[ItemText]:

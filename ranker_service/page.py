@@ -18,7 +18,8 @@ from starlette.responses import HTMLResponse, Response
 
 from feature_store.base import MAX_READ, FeatureStore
 from mixlm.schemas import ItemsResponse, ItemSummary, ItemText
-from ranker_service.errors import TooManyItems
+from ranker_service import openapi
+from ranker_service.errors import ERROR_RESPONSES, ErrorBody, TooManyItems
 from ranker_service.http_io import encode
 from ranker_service.security import require_api_key
 from ranker_service.state import Service, service
@@ -67,7 +68,10 @@ def list_items(store: FeatureStore, limit: int) -> list[ItemText]:
     response_class=Response,
     responses={200: {"description": "The items found, in the order asked; unknown or deleted ids in `missing`. "
                                     "Without `ids`: the first `limit` items of the store.",
-                      "content": {"application/json": {"schema": inline_schema(ItemsResponse)}}}},
+                      "content": {"application/json": {"schema": inline_schema(ItemsResponse)}}},
+               # The error codes it can answer, with the ErrorBody it answers them with (429 needs the batcher).
+               **{code: {"description": text, "content": {"application/json": {"schema": openapi.SCHEMA_REF[ErrorBody]}}}
+                  for code, text in ERROR_RESPONSES.items() if code != 429}},
 )
 async def items(
     ids: list[str] = Query(default=[], description="Item ids, comma-separated or repeated; none = list the store"),

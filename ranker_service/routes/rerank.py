@@ -15,7 +15,8 @@ from mixlm.schemas import RerankDocument, RerankRequest, RerankResponse, RerankR
 from ranker_service.engines.base import ScoreRequest
 from ranker_service.errors import TooManyItems
 from ranker_service.http_io import decode_body, encode
-from ranker_service.item_encoding import documents_as_items, encode_rows
+from mixlm.encoding import encode_rows
+from ranker_service.item_encoding import documents_as_items
 from ranker_service.openapi import body, responses
 from ranker_service.routes.rank import check_query, score_one
 from ranker_service.security import require_api_key

@@ -28,7 +28,8 @@ from mixlm.schemas import ItemText, RankRequest, RankResponse, RerankResponse
 from mixlm.settings import Settings
 from ranker_service.app import create_app
 from ranker_service.engines.native import NativeEngine
-from ranker_service.item_encoding import documents_as_items, encode_rows
+from mixlm.encoding import encode_rows
+from ranker_service.item_encoding import documents_as_items
 
 TEXTS = {
     "py-berlin": "Senior Python engineer, Berlin. Django, Postgres, Kafka.",

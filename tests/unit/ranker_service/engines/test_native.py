@@ -10,7 +10,7 @@ from mixlm.codec import bytes_to_tokens
 from mixlm.schemas import ItemText
 from ranker_service.engines.base import ScoreRequest
 from ranker_service.engines.native import NativeEngine, split_long
-from ranker_service.item_encoding import encode_rows
+from mixlm.encoding import encode_rows
 
 TEXTS = ["Senior Python engineer, Berlin", "Registered nurse, night shifts", "Data scientist (NLP)",
          "Forklift driver", "Backend developer Go/Python", "Pastry chef"]

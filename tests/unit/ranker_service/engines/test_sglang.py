@@ -14,7 +14,7 @@ from mixlm.schemas import ItemText
 from ranker_service.engines.base import ScoreRequest
 from ranker_service.engines.sglang import SGLangEngine, build_score_payload, parse_scores
 from ranker_service.errors import EngineUnavailable
-from ranker_service.item_encoding import encode_rows
+from mixlm.encoding import encode_rows
 
 
 def test_payload_puts_one_placeholder_per_item_token_and_the_suffix_without_the_delimiter():

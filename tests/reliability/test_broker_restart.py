@@ -1,0 +1,117 @@
+"""Kafka broker restarted mid-stream (issue 10, "Faults"): the running `mixlm worker` (a subprocess, Faust)
+rides it out, resumes, and every posted update ends in the store. The broker is a PRIVATE one (own
+MIXLM_HOME and ports, `mixlm services up/down --only kafka`): the shared Kafka on 9092 is left alone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from encoder_worker.launch import spawn_worker
+from feature_store.base import open_store
+from ingest.admin import create_topics
+from ingest.producer import JobProducer
+from mixlm.schemas import JobUpdate
+from mixlm.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+MIXLM = str(Path(sys.executable).parent / "mixlm")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kafka(settings: Settings, *args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXLM_")} | {
+        "MIXLM_HOME": str(settings.home), "MIXLM_KAFKA_PORT": str(settings.kafka_port),
+        "MIXLM_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "MIXLM_KAFKA_HEAP_MB": str(settings.kafka_heap_mb)}
+    proc = subprocess.run([MIXLM, "services", *args, "--only", "kafka"], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def private_kafka(tmp_path, kafka_bootstrap):
+    home = tmp_path / "home"
+    s = Settings(home=home, kafka_port=_free_port(), kafka_controller_port=_free_port(), kafka_heap_mb=256)
+    _kafka(s, "up")
+    try:
+        yield s
+    finally:
+        _kafka(s, "down")
+
+
+def _wait(predicate, timeout_s: float, what: str, worker: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, f"worker exited {worker.returncode}:\n{log.read_text()[-3000:]}"
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def test_worker_rides_out_a_broker_restart_and_loses_nothing(private_kafka, tiny_settings, tiny_model, tmp_path):
+    run = uuid.uuid4().hex[:8]
+    settings = tiny_settings.model_copy(update={
+        "kafka_bootstrap": f"127.0.0.1:{private_kafka.kafka_port}", "items_topic": f"rel.items.{run}",
+        "dlq_topic": f"rel.dlq.{run}", "consumer_group": f"rel.encoder.{run}", "topic_partitions": 4,
+        "worker_batch_size": 16, "worker_batch_timeout_s": 0.2, "worker_session_timeout_s": 6})
+    create_topics(settings)
+    store = open_store(settings)
+    store.init()
+    base = int(time.time() * 1000)
+
+    def post(ids: range) -> None:
+        producer = JobProducer(settings)
+        for i in ids:
+            producer.publish(JobUpdate(item_id=f"b{i}", op="upsert", updated_at=base + i, title=f"Role {i}",
+                                       text=f"Posting {i}: forklifts, welding, night shifts."))
+        producer.flush()
+        producer.close()
+
+    def stored() -> int:
+        return len(store.get_embeddings(tiny_model.model_version, [f"b{i}" for i in range(300)]))
+
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(settings, log)
+    try:
+        _wait(lambda: "Worker]: Ready" in log.read_text(errors="replace"), 90, "worker ready", worker, log)
+        post(range(0, 150))
+        _wait(lambda: stored() >= 10, 60, "first writes", worker, log)
+        _kafka(private_kafka, "down")  # mid-stream: the worker is still consuming the first 150
+        time.sleep(3)
+        assert worker.poll() is None, log.read_text()[-3000:]
+        _kafka(private_kafka, "up")
+        post(range(150, 300))
+        _wait(lambda: stored() == 300, 180, "all 300 updates written after the restart", worker, log)
+        assert worker.poll() is None  # the same process resumed: no restart was needed
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        store.close()
+    print(f"faults: 1 broker restart survived; 300 updates posted; items lost {300 - stored_after(settings, tiny_model)}")
+
+
+def stored_after(settings: Settings, model) -> int:
+    store = open_store(settings)
+    try:
+        return len(store.get_embeddings(model.model_version, [f"b{i}" for i in range(300)]))
+    finally:
+        store.close()

@@ -1,0 +1,147 @@
+"""Faults survived (issue 10, "Faults"), against a real Cassandra that the test stops and starts.
+
+The shared Cassandra on 9042 serves other tests, so this module starts a PRIVATE one with `mixlm services up
+--only cassandra` under its own MIXLM_HOME and ports, and stops/restarts it with `mixlm services down/up`.
+- the ranker keeps running while its store goes away: 503 with Retry-After and /readyz 503, never a 500;
+  once Cassandra is back the same app (not restarted) answers 200 with the same scores as before;
+- the encoder worker's core, given a batch while the store is down, raises StoreUnavailable (so the
+  transport does not commit the offsets) and writes every item of the same batch once the store is back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from fastapi.testclient import TestClient
+
+from encoder_worker.core import EncoderCore, Message
+from feature_store.base import open_store
+from mixlm.codec import content_hash
+from mixlm.errors import StoreUnavailable
+from mixlm.schemas import ItemText
+from mixlm.settings import Settings
+from ranker_service.app import create_app
+from mixlm.encoding import encode_rows
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+MIXLM = str(Path(sys.executable).parent / "mixlm")
+KEYSPACE = "mixlm_faults"
+TEXTS = {"py": "Python engineer, Berlin.", "nurse": "Night nurse, city hospital.", "chef": "Pastry chef, hotel.",
+         "ds": "Data scientist, ranking.", "welder": "Welder, shipyard."}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _services(settings: Settings, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXLM_")} | {
+        "MIXLM_HOME": str(settings.home), "MIXLM_CASSANDRA_PORT": str(settings.cassandra_port),
+        "MIXLM_CASSANDRA_STORAGE_PORT": str(settings.cassandra_storage_port),
+        "MIXLM_CASSANDRA_JMX_PORT": str(settings.cassandra_jmx_port),
+        "MIXLM_CASSANDRA_HEAP_MB": str(settings.cassandra_heap_mb)}
+    proc = subprocess.run([MIXLM, "services", *args, "--only", "cassandra"], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def private_cassandra(tmp_path_factory, cassandra_hosts):
+    """Settings pointing at a Cassandra of this module's own (own home, ports, 256 MB heap)."""
+    home = tmp_path_factory.mktemp("faults_home")
+    s = Settings(home=home, cassandra_hosts=["127.0.0.1"], cassandra_port=_free_port(),
+                 cassandra_storage_port=_free_port(), cassandra_jmx_port=_free_port(), cassandra_heap_mb=256,
+                 cassandra_keyspace=KEYSPACE, cassandra_connect_timeout_s=2.0, cassandra_request_timeout_s=3.0)
+    _services(s, "up")
+    try:
+        yield s
+    finally:
+        _services(s, "down")
+
+
+def _items() -> list[ItemText]:
+    return [ItemText(item_id=k, title="", text=v, content_hash=content_hash("", v), updated_at=1_700_000_000_000 + i)
+            for i, (k, v) in enumerate(TEXTS.items())]
+
+
+def _wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.5)
+    pytest.fail(f"{what} did not happen within {timeout_s} s")
+
+
+def test_store_outage_is_503_then_recovers_without_restart_and_the_worker_loses_nothing(
+        private_cassandra, tiny_model, tiny_settings):
+    settings = tiny_settings.model_copy(update={k: getattr(private_cassandra, k) for k in (
+        "cassandra_hosts", "cassandra_port", "cassandra_keyspace", "cassandra_connect_timeout_s",
+        "cassandra_request_timeout_s")})
+    seeder = open_store(settings)
+    seeder.init()
+    seeder.put_items(_items())
+    seeder.put_embeddings(encode_rows(tiny_model, _items()[:3], "bf16"))
+    seeder.close()
+    body = {"query": "python developer", "item_ids": list(TEXTS)[:3]}
+    tried: dict[int, int] = {}
+
+    def post(c: TestClient):
+        r = c.post("/rank", json=body)
+        tried[r.status_code] = tried.get(r.status_code, 0) + 1
+        return r
+
+    worker_store = open_store(settings)
+    worker_store.init()
+    core = EncoderCore(tiny_model, worker_store, settings)
+    batch = [Message(key=f"new-{i}".encode(), offset=i, value=msgspec.json.encode(
+        {"item_id": f"new-{i}", "op": "upsert", "updated_at": 1_700_000_100_000 + i, "text": f"posting {i}"}))
+        for i in range(6)]
+    try:
+        with TestClient(create_app(settings, model=tiny_model)) as c:
+            assert c.get("/readyz").status_code == 200
+            before = post(c)
+            assert before.status_code == 200 and len(before.json()["results"]) == 3
+
+            _services(private_cassandra, "down")
+            for _ in range(5):
+                r = post(c)
+                assert r.status_code == 503, r.text
+                assert int(r.headers["retry-after"]) > 0 and "Cassandra" in r.json()["detail"]
+            ready = c.get("/readyz")
+            assert ready.status_code == 503 and ready.headers["retry-after"]
+            assert c.get("/healthz").status_code == 200  # alive, just not ready: no restart wanted
+            with pytest.raises(StoreUnavailable):  # the transport retries the batch and commits nothing
+                core.process(batch)
+
+            _services(private_cassandra, "up")
+            _wait_for(lambda: c.get("/readyz").status_code == 200, 90, "the ranker's /readyz recovering")
+            after = _wait_for(lambda: (r := post(c)).status_code == 200 and r, 30, "/rank recovering")
+            assert after.json()["results"] == before.json()["results"]
+            assert after.json()["missing"] == []
+        result = _wait_for(lambda: _retry(core, batch), 30, "the worker's batch going through")
+        assert result.dead_letters == [] and len(result.embeddings) == 6
+        stored = worker_store.get_embeddings(tiny_model.model_version, [f"new-{i}" for i in range(6)])
+        assert sorted(stored) == sorted(f"new-{i}" for i in range(6))  # items lost: 0
+    finally:
+        worker_store.close()
+    assert 500 not in tried and tried.get(503, 0) >= 5
+    print(f"faults: 1 store outage survived; /rank requests tried {sum(tried.values())} {tried}; items lost 0")
+
+
+def _retry(core: EncoderCore, batch: list[Message]):
+    try:
+        return core.process(batch)
+    except StoreUnavailable:
+        return None
