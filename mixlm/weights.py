@@ -47,7 +47,12 @@ def build_mixlm(settings: Settings) -> MixLM:
     ranker = Ranker(ranker_lm, yes_id, no_id)
     folder = find_weights(settings)
     encoder_fingerprint = "base"
+    max_item_text_tokens = settings.max_item_text_tokens
     if folder is not None:
+        # Encode at the text length the weights were trained with, unless MIXLM_MAX_ITEM_TEXT_TOKENS says otherwise.
+        trained_len = json.loads((folder / MANIFEST).read_text()).get("max_item_text_tokens")
+        if trained_len and "max_item_text_tokens" not in settings.model_fields_set:
+            max_item_text_tokens = int(trained_len)
         from training.weights_io import apply_weight_set  # trained adapters; imported only when present
 
         encoder_fingerprint = apply_weight_set(folder, encoder, ranker)
@@ -56,4 +61,4 @@ def build_mixlm(settings: Settings) -> MixLM:
     # Serving and encoding never train: no autograd bookkeeping (training enables grads on what it tunes).
     for module in (encoder, ranker):
         module.to(device, dtype).eval().requires_grad_(False)
-    return MixLM(tokenizer, encoder, ranker, version, max_item_text_tokens=settings.max_item_text_tokens)
+    return MixLM(tokenizer, encoder, ranker, version, max_item_text_tokens=max_item_text_tokens)

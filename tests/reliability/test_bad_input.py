@@ -14,19 +14,19 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings, strategies as st
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance)
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
+                                               response_schema_conformance, status_code_conformance)
 
 from encoder_worker.core import EncoderCore, Message
 from feature_store.base import open_store
 from feature_store.sqlite import SQLiteStore
 from mixlm.codec import content_hash
+from mixlm.encoding import encode_rows
 from mixlm.schemas import ItemText
 from mixlm.settings import Settings
 from ranker_service.app import create_app
-from mixlm.encoding import encode_rows
 
 REAL_HOME = Settings().home  # the converted tiny model cache, shared with tests/conftest.py
 LIMITS = {"max_items": 8, "max_query_chars": 200, "max_body_bytes": 4096, "cold_start_limit": 2}

@@ -5,7 +5,9 @@ The shared Cassandra on 9042 serves other tests, so this module starts a PRIVATE
 - the ranker keeps running while its store goes away: 503 with Retry-After and /readyz 503, never a 500;
   once Cassandra is back the same app (not restarted) answers 200 with the same scores as before;
 - the encoder worker's core, given a batch while the store is down, raises StoreUnavailable (so the
-  transport does not commit the offsets) and writes every item of the same batch once the store is back.
+  transport does not commit the offsets) and writes every item of the same batch once the store is back;
+- the real `mixlm worker` process (Faust, shared Kafka) stops committing while the store is down, stays up,
+  and commits every offset with every item written once the store is back.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from fastapi.testclient import TestClient
 from encoder_worker.core import EncoderCore, Message
 from feature_store.base import open_store
 from mixlm.codec import content_hash
+from mixlm.encoding import encode_rows
 from mixlm.errors import StoreUnavailable
 from mixlm.schemas import ItemText
 from mixlm.settings import Settings
 from ranker_service.app import create_app
-from mixlm.encoding import encode_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 MIXLM = str(Path(sys.executable).parent / "mixlm")
@@ -145,3 +147,85 @@ def _retry(core: EncoderCore, batch: list[Message]):
         return core.process(batch)
     except StoreUnavailable:
         return None
+
+
+# --- the real worker process (Faust, shared Kafka) writing to the private Cassandra --------------------------
+def _committed(settings: Settings) -> int:
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        tps = [TopicPartition(settings.items_topic, p) for p in range(settings.topic_partitions)]
+        got = admin.list_group_offsets({settings.consumer_group: tps}).get(settings.consumer_group, {})
+        return sum(max(0, o.offset) for o in got.values())
+    finally:
+        admin.close()
+
+
+def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_everything_after(
+        private_cassandra, kafka_bootstrap, tiny_settings, tiny_model, tmp_path):
+    import uuid
+
+    from encoder_worker.launch import spawn_worker
+    from ingest.admin import create_topics
+    from ingest.producer import JobProducer
+    from kafka.admin import KafkaAdminClient
+    from mixlm.schemas import JobUpdate
+    from mixlm.services import lifecycle, servers
+
+    run = uuid.uuid4().hex[:8]
+    total = 800
+    settings = tiny_settings.model_copy(update={k: getattr(private_cassandra, k) for k in (
+        "cassandra_hosts", "cassandra_port", "cassandra_keyspace", "cassandra_connect_timeout_s",
+        "cassandra_request_timeout_s")} | {
+        "kafka_bootstrap": kafka_bootstrap, "items_topic": f"rel.items.{run}", "dlq_topic": f"rel.dlq.{run}",
+        "consumer_group": f"rel.encoder.{run}", "topic_partitions": 4, "worker_batch_size": 8,
+        "worker_batch_timeout_s": 0.2, "worker_session_timeout_s": 6})
+    create_topics(settings)
+    ids = [f"{run}-{i}" for i in range(total)]
+    store = open_store(settings)
+    store.init()
+
+    def stored() -> int:
+        return sum(len(store.get_embeddings(tiny_model.model_version, ids[s : s + 500])) for s in range(0, total, 500))
+
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(settings, log)
+    cassandra = servers.servers(private_cassandra)["cassandra"]
+    try:
+        _wait_for(lambda: "Worker]: Ready" in log.read_text(errors="replace"), 90, "worker ready")
+        producer = JobProducer(settings)
+        for i, item_id in enumerate(ids):
+            producer.publish(JobUpdate(item_id=item_id, op="upsert", updated_at=1_700_000_200_000 + i,
+                                       title=f"Role {i}", text=f"Posting {i}: forklifts and night shifts."))
+        producer.flush()
+        producer.close()
+        _wait_for(lambda: stored() >= 10, 60, "first writes")
+        lifecycle.bring_down(cassandra)  # `mixlm services down --only cassandra`, in-process
+        time.sleep(3)  # the batch in hand fails; the worker retries it
+        paused_at = _committed(settings)
+        time.sleep(6)
+        assert worker.poll() is None, log.read_text()[-3000:]
+        assert _committed(settings) == paused_at < total  # nothing committed while nothing can be written
+        assert "offsets not committed" in log.read_text(errors="replace")
+        _services(private_cassandra, "up")
+        _wait_for(lambda: _committed(settings) == total, 180, "every offset committed after the store returned")
+        assert worker.poll() is None  # the same worker process resumed
+        assert stored() == total  # items lost: 0
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        store.close()
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            admin.delete_topics([settings.items_topic, settings.dlq_topic,
+                                 f"{settings.consumer_group}-__assignor-__leader"], raise_errors=False)
+        finally:
+            admin.close()
+    print(f"faults: store outage under the worker survived (committed {paused_at}/{total} while down); "
+          f"items lost 0")

@@ -152,3 +152,12 @@ def test_resume_refuses_a_run_started_with_another_config(trained, titles_dir):
     cfg.stage3.lr = 1.0
     with pytest.raises(ConfigError, match="stage3"):
         run(cfg, settings, titles_dir, out, resume=True, evaluate=False, progress=False)
+
+
+def test_service_encodes_at_the_trained_text_length_unless_overridden(trained):
+    result, settings, _ = trained
+    trained_len = json.loads((result.folder / "manifest.json").read_text())["max_item_text_tokens"]
+    assert build_mixlm(settings.model_copy(update={"weights": str(result.folder)})).max_item_text_tokens == trained_len
+    explicit = Settings(home=settings.home, base_model="tiny", dtype="fp32", device="cpu", weights=str(result.folder),
+                        max_item_text_tokens=trained_len + 7)
+    assert build_mixlm(explicit).max_item_text_tokens == trained_len + 7
