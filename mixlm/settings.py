@@ -36,26 +36,26 @@ class Settings(BaseSettings):
 
     # --- Kafka (empty bootstrap = embedded in-process bus) -----------------------------------
     kafka_bootstrap: str = Field("", description="Kafka bootstrap servers, e.g. 127.0.0.1:9092. Empty = in-process bus.")
-    items_topic: str = "mixlm.items.v1"
-    dlq_topic: str = "mixlm.items.dlq"
-    consumer_group: str = "mixlm-encoder"
-    topic_partitions: int = Field(8, ge=1)
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = ""
-    kafka_username: str = ""
-    kafka_password: str = Field("", repr=False)
-    kafka_ssl_cafile: str = ""
+    items_topic: str = Field("mixlm.items.v1", description="Kafka topic of job updates (key = item_id).")
+    dlq_topic: str = Field("mixlm.items.dlq", description="Dead-letter topic for undecodable or invalid updates.")
+    consumer_group: str = Field("mixlm-encoder", description="Consumer group of the encoder workers.")
+    topic_partitions: int = Field(8, ge=1, description="Partitions of the items topic: bounds how many workers share the load.")
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: str = Field("", description="e.g. PLAIN or SCRAM-SHA-512 (with SASL_*).")
+    kafka_username: str = Field("", description="SASL user.")
+    kafka_password: str = Field("", repr=False, description="SASL password (never logged).")
+    kafka_ssl_cafile: str = Field("", description="CA file for Kafka TLS.")
 
     # --- feature store (no Cassandra hosts = embedded SQLite) --------------------------------
     cassandra_hosts: list[str] = Field(default_factory=list, description="Cassandra contact points. Empty = SQLite.")
-    cassandra_port: int = 9042
-    cassandra_keyspace: str = "mixlm"
-    cassandra_replication_factor: int = 1
-    cassandra_consistency: str = "LOCAL_QUORUM"
-    cassandra_username: str = ""
-    cassandra_password: str = Field("", repr=False)
-    cassandra_ssl_cafile: str = ""
-    cassandra_read_concurrency: int = 128
+    cassandra_port: int = Field(9042, description="CQL native port.")
+    cassandra_keyspace: str = Field("mixlm", description="Keyspace of items and item_embeddings.")
+    cassandra_replication_factor: int = Field(1, description="SimpleStrategy RF used by `mixlm store init`.")
+    cassandra_consistency: str = Field("LOCAL_QUORUM", description="Consistency level of reads and writes.")
+    cassandra_username: str = Field("", description="Cassandra user (PasswordAuthenticator).")
+    cassandra_password: str = Field("", repr=False, description="Cassandra password (never logged).")
+    cassandra_ssl_cafile: str = Field("", description="CA file for Cassandra TLS.")
+    cassandra_read_concurrency: int = Field(128, description="Concurrent CQL requests per batched read.")
     cassandra_read_batch: int = Field(
         50, ge=1, le=500,
         description="Ids per prepared `item_id IN ?` select (run concurrently); 1 = one single-partition select per id. "
@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     sqlite_path: Path | None = Field(None, description="SQLite store file; default <home>/store.sqlite.")
 
     # --- encoder worker -----------------------------------------------------------------------
-    worker_batch_size: int = Field(32, ge=1)
-    worker_batch_timeout_s: float = Field(0.5, gt=0)
+    worker_batch_size: int = Field(32, ge=1, description="Most updates per encoder batch.")
+    worker_batch_timeout_s: float = Field(0.5, gt=0, description="Longest wait to fill a batch.")
     max_text_chars: int = Field(20_000, ge=1, description="Longer item texts are rejected to the DLQ.")
     worker_session_timeout_s: float = Field(
         10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move to a live one."
@@ -76,13 +76,13 @@ class Settings(BaseSettings):
     )
 
     # --- ranker service -----------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = 8000
-    engine: Literal["native", "text", "sglang"] = "native"
-    sglang_url: str = "http://127.0.0.1:30000"
+    host: str = Field("127.0.0.1", description="Ranker bind address.")
+    port: int = Field(8000, description="Ranker port.")
+    engine: Literal["native", "text", "sglang"] = Field("native", description="native (PyTorch multi-item), text (full-text teacher) or sglang (a running SGLang server).")
+    sglang_url: str = Field("http://127.0.0.1:30000", description="SGLang server for MIXLM_ENGINE=sglang.")
     api_keys: list[str] = Field(default_factory=list, repr=False, description="Required keys (X-API-Key or Bearer); empty = open.")
     max_items: int = Field(1000, ge=1, description="Most item ids per /rank request (more: 413).")
-    max_query_chars: int = Field(2000, ge=1)
+    max_query_chars: int = Field(2000, ge=1, description="Longer queries get a 422.")
     cold_start_limit: int = Field(16, ge=0, description="Items encoded on the fly per request when missing.")
     batch_window_ms: float = Field(2.0, ge=0, description="Micro-batcher wait to merge concurrent requests.")
     max_batch_tokens: int = Field(16_384, ge=64, description="Token budget of one engine forward pass.")
@@ -90,16 +90,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(8 << 20, ge=1024, description="Largest HTTP request body (more: 413).")
 
     # --- services started from Maven jars -----------------------------------------------------
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    services_bind: str = "127.0.0.1"
-    cassandra_storage_port: int = 7000
-    cassandra_jmx_port: int = 7199
+    kafka_port: int = Field(9092, description="Port of the Kafka that `mixlm services up` starts.")
+    kafka_controller_port: int = Field(9093, description="Its KRaft controller port.")
+    services_bind: str = Field("127.0.0.1", description="Address the local services listen on (loopback).")
+    cassandra_storage_port: int = Field(7000, description="Gossip port of the local Cassandra.")
+    cassandra_jmx_port: int = Field(7199, description="JMX port of the local Cassandra.")
     kafka_heap_mb: int = Field(512, ge=128, description="Max heap of the Kafka started by `mixlm services up`.")
     cassandra_heap_mb: int = Field(512, ge=256, description="Heap (min = max) of the Cassandra started by `mixlm services up`.")
     services_start_timeout_s: float = Field(180.0, gt=0, description="How long `mixlm services up` waits for each server.")
-    cassandra_connect_timeout_s: float = Field(5.0, gt=0)
-    cassandra_request_timeout_s: float = Field(10.0, gt=0)
+    cassandra_connect_timeout_s: float = Field(5.0, gt=0, description="Cassandra connect timeout.")
+    cassandra_request_timeout_s: float = Field(10.0, gt=0, description="Cassandra per-request timeout.")
 
     def resolved_sqlite_path(self) -> Path:
         return self.sqlite_path or self.home / "store.sqlite"
