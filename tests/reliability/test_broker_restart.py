@@ -4,8 +4,6 @@ MIXLM_HOME and ports, `mixlm services up/down --only kafka`): the shared Kafka o
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,38 +19,24 @@ from ingest.producer import JobProducer
 from mixlm.schemas import JobUpdate
 from mixlm.services import lifecycle, servers
 from mixlm.settings import Settings
+from private_instances import free_port, private_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 # Enough before the restart that even a quiet machine is still encoding when the broker goes down.
 FIRST, TOTAL = 4000, 4200  # posted before the restart, in all
-MIXLM = str(Path(sys.executable).parent / "mixlm")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kafka(settings: Settings, *args: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXLM_")} | {
-        "MIXLM_HOME": str(settings.home), "MIXLM_KAFKA_PORT": str(settings.kafka_port),
-        "MIXLM_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
-        "MIXLM_KAFKA_HEAP_MB": str(settings.kafka_heap_mb)}
-    proc = subprocess.run([MIXLM, "services", *args, "--only", "kafka"], env=env, capture_output=True, text=True,
-                          timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.fixture
 def private_kafka(tmp_path, kafka_bootstrap):
     home = tmp_path / "home"
-    s = Settings(home=home, kafka_port=_free_port(), kafka_controller_port=_free_port(), kafka_heap_mb=256)
-    _kafka(s, "up")
+    s = Settings(home=home, kafka_port=free_port(), kafka_controller_port=free_port(), kafka_heap_mb=256)
+    private_services(s, "kafka", "up")
     try:
         yield s
     finally:
-        _kafka(s, "down")
+        private_services(s, "kafka", "down")
 
 
 def _wait(predicate, timeout_s: float, what: str, worker: subprocess.Popen, log: Path):
@@ -100,7 +84,7 @@ def test_worker_rides_out_a_broker_restart_and_loses_nothing(private_kafka, tiny
         assert at_down < FIRST, "the worker drained everything before the broker went: nothing mid-stream was tested"
         time.sleep(3)
         assert worker.poll() is None, log.read_text()[-3000:]
-        _kafka(private_kafka, "up")
+        private_services(private_kafka, "kafka", "up")
         post(range(FIRST, TOTAL))
         _wait(lambda: stored() == TOTAL, 360, "all updates written after the restart", worker, log)
         assert worker.poll() is None  # the same process resumed: no restart was needed

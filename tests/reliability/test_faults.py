@@ -12,8 +12,6 @@ The shared Cassandra on 9042 serves other tests, so this module starts a PRIVATE
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,45 +28,29 @@ from mixlm.encoding import encode_rows
 from mixlm.errors import StoreUnavailable
 from mixlm.schemas import ItemText
 from mixlm.settings import Settings
+from private_instances import free_port, private_services
 from ranker_service.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
-MIXLM = str(Path(sys.executable).parent / "mixlm")
 KEYSPACE = "mixlm_faults"
 TEXTS = {"py": "Python engineer, Berlin.", "nurse": "Night nurse, city hospital.", "chef": "Pastry chef, hotel.",
          "ds": "Data scientist, ranking.", "welder": "Welder, shipyard."}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _services(settings: Settings, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXLM_")} | {
-        "MIXLM_HOME": str(settings.home), "MIXLM_CASSANDRA_PORT": str(settings.cassandra_port),
-        "MIXLM_CASSANDRA_STORAGE_PORT": str(settings.cassandra_storage_port),
-        "MIXLM_CASSANDRA_JMX_PORT": str(settings.cassandra_jmx_port),
-        "MIXLM_CASSANDRA_HEAP_MB": str(settings.cassandra_heap_mb)}
-    proc = subprocess.run([MIXLM, "services", *args, "--only", "cassandra"], env=env, capture_output=True,
-                          text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def private_cassandra(tmp_path_factory, cassandra_hosts):
     """Settings pointing at a Cassandra of this module's own (own home, ports, 256 MB heap)."""
     home = tmp_path_factory.mktemp("faults_home")
-    s = Settings(home=home, cassandra_hosts=["127.0.0.1"], cassandra_port=_free_port(),
-                 cassandra_storage_port=_free_port(), cassandra_jmx_port=_free_port(), cassandra_heap_mb=256,
+    s = Settings(home=home, cassandra_hosts=["127.0.0.1"], cassandra_port=free_port(),
+                 cassandra_storage_port=free_port(), cassandra_jmx_port=free_port(), cassandra_heap_mb=256,
                  cassandra_keyspace=KEYSPACE, cassandra_connect_timeout_s=2.0, cassandra_request_timeout_s=3.0)
-    _services(s, "up")
+    private_services(s, "cassandra", "up")
     try:
         yield s
     finally:
-        _services(s, "down")
+        private_services(s, "cassandra", "down")
 
 
 def _items() -> list[ItemText]:
@@ -116,7 +98,7 @@ def test_store_outage_is_503_then_recovers_without_restart_and_the_worker_loses_
             before = post(c)
             assert before.status_code == 200 and len(before.json()["results"]) == 3
 
-            _services(private_cassandra, "down")
+            private_services(private_cassandra, "cassandra", "down")
             for _ in range(5):
                 r = post(c)
                 assert r.status_code == 503, r.text
@@ -127,7 +109,7 @@ def test_store_outage_is_503_then_recovers_without_restart_and_the_worker_loses_
             with pytest.raises(StoreUnavailable):  # the transport retries the batch and commits nothing
                 core.process(batch)
 
-            _services(private_cassandra, "up")
+            private_services(private_cassandra, "cassandra", "up")
             _wait_for(lambda: c.get("/readyz").status_code == 200, 90, "the ranker's /readyz recovering")
             after = _wait_for(lambda: (r := post(c)).status_code == 200 and r, 30, "/rank recovering")
             assert after.json()["results"] == before.json()["results"]
@@ -209,7 +191,7 @@ def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_eve
         assert worker.poll() is None, log.read_text()[-3000:]
         assert _committed(settings) == paused_at < total  # nothing committed while nothing can be written
         assert "offsets not committed" in log.read_text(errors="replace")
-        _services(private_cassandra, "up")
+        private_services(private_cassandra, "cassandra", "up")
         _wait_for(lambda: _committed(settings) == total, 180, "every offset committed after the store returned")
         assert worker.poll() is None  # the same worker process resumed
         assert stored() == total  # items lost: 0
