@@ -5,7 +5,6 @@ MIXLM_HOME and ports, `mixlm services up/down --only kafka`): the shared Kafka o
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path

@@ -13,9 +13,7 @@ The shared Cassandra on 9042 serves other tests, so this module starts a PRIVATE
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import msgspec
 import pytest
