@@ -27,3 +27,14 @@ def spawn_worker(settings: Settings, log_path: Path, *args: str) -> subprocess.P
     mixlm = Path(sys.executable).parent / "mixlm"
     with open(log_path, "ab") as log:
         return subprocess.Popen([str(mixlm), "-v", "worker", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_worker(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """SIGTERM (the worker finishes its batch and commits), then SIGKILL if it has not exited within grace_s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

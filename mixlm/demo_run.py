@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import subprocess
 import threading
 import time
 from contextlib import ExitStack
@@ -64,7 +63,7 @@ def _encode_in_process(settings: Settings, model: MixLM, store: FeatureStore, po
 def _encode_via_kafka(settings: Settings, model: MixLM, store: FeatureStore, postings: list[JobUpdate],
                       console: Console, stack: ExitStack) -> str:
     """To the real topic, encoded by a real `mixlm worker` process; progress = item tokens in the store."""
-    from encoder_worker.launch import spawn_worker
+    from encoder_worker.launch import spawn_worker, stop_worker
     from ingest.admin import create_topics
     from ingest.producer import JobProducer
     from mixlm.demo import progress_bar
@@ -83,7 +82,7 @@ def _encode_via_kafka(settings: Settings, model: MixLM, store: FeatureStore, pos
     log_path = Path(settings.home) / "demo" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     worker = spawn_worker(settings, log_path, "--loglevel", "warning")
-    stack.callback(_stop, worker)
+    stack.callback(stop_worker, worker)
     console.print(f"worker  `mixlm worker` pid {worker.pid}, log {log_path}", markup=False)
     want = {p.item_id: p.updated_at for p in postings}
     with progress_bar(console) as bar:
@@ -100,14 +99,6 @@ def _encode_via_kafka(settings: Settings, model: MixLM, store: FeatureStore, pos
     return f"{len(want)} postings sent to {settings.items_topic} and stored by the worker"
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _stored(store: FeatureStore, model_version: str, want: dict[str, int]) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from kafka.admin import KafkaAdminClient
 
 from encoder_worker.backfill import run_backfill
 from encoder_worker.core import EncoderCore
-from encoder_worker.launch import settings_env, spawn_worker
+from encoder_worker.launch import settings_env, spawn_worker, stop_worker
 from feature_store.base import open_store
 from ingest.admin import create_topics
 from ingest.producer import JobProducer
@@ -78,13 +77,7 @@ class Worker:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_worker(self.proc)
 
     def assert_alive(self) -> None:
         assert self.proc.poll() is None, f"worker exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}"

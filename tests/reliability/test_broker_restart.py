@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from encoder_worker.launch import spawn_worker
+from encoder_worker.launch import spawn_worker, stop_worker
 from feature_store.base import open_store
 from ingest.admin import create_topics
 from ingest.producer import JobProducer
@@ -88,12 +88,7 @@ def test_worker_rides_out_a_broker_restart_and_loses_nothing(private_kafka, tiny
         _wait(lambda: stored() == TOTAL, 360, "all updates written after the restart", worker, log)
         assert worker.poll() is None  # the same process resumed: no restart was needed
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
         store.close()
     lost = TOTAL - stored_after(settings, tiny_model)
     print(f"faults: 1 broker restart survived ({at_down}/{FIRST} written when it went down); {TOTAL} updates posted; "

@@ -12,7 +12,6 @@ The shared Cassandra on 9042 serves other tests, so this module starts a PRIVATE
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import msgspec
@@ -147,7 +146,7 @@ def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_eve
         private_cassandra, kafka_bootstrap, tiny_settings, tiny_model, tmp_path):
     import uuid
 
-    from encoder_worker.launch import spawn_worker
+    from encoder_worker.launch import spawn_worker, stop_worker
     from ingest.admin import create_topics
     from ingest.producer import JobProducer
     from kafka.admin import KafkaAdminClient
@@ -194,12 +193,7 @@ def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_eve
         assert worker.poll() is None  # the same worker process resumed
         assert stored() == total  # items lost: 0
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
         store.close()
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         try:
