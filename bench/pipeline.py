@@ -5,6 +5,9 @@
   ranker reads (get_embeddings under the model version) and takes, per item, the first time it is there
   minus its updated_at. With Kafka configured the path is producer -> topic -> `mixlm worker` (a child
   process) -> store; without, the embedded bus in this process.
+- burst (`--burst N`, Kafka only): N updates posted as fast as the producer goes to a fresh topic, drained by a
+  real `mixlm worker` process into a store of the run's own (Cassandra keyspace or SQLite file); consumer-group
+  lag (end offsets - committed offsets) and the worker's RSS are sampled while it drains.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -23,6 +29,7 @@ from tqdm import tqdm
 from bench.results import record
 from mixlm.cli import settings_of
 from mixlm.schemas import JobUpdate
+from mixlm.settings import Settings
 
 DEFAULT_DATA = Path("/work/shared/data/jobs_linkedin_indeed/docs.jsonl")
 POLL_S = 0.01
@@ -93,10 +100,14 @@ def measure_freshness(publish, store, model_version: str, postings, rate: float,
 @click.option("--encode-items", default=256, show_default=True, help="Postings encoded for items/s.")
 @click.option("--text-chars", default=1000, show_default=True, help="Postings are cut to this many characters.")
 @click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True)
+@click.option("--burst", type=int, default=0, help="Instead: post this many updates at once through Kafka and "
+              "measure how the worker drains them (max lag, drain time, items/s, items stored).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to bench/RESULTS.md.")
 @click.pass_context
-def pipeline(ctx, n_items, rate, encode_items, text_chars, data, no_record):
+def pipeline(ctx, n_items, rate, encode_items, text_chars, data, burst, no_record):
     """Freshness p50/p99 (post -> rankable) and encoder items/s with the configured model and transport."""
+    if burst:
+        return burst_bench(settings_of(ctx), burst, text_chars, data, no_record)
     from encoder_worker.core import EncoderCore
     from feature_store.base import open_store
     from mixlm import prompts
@@ -147,13 +158,8 @@ def pipeline(ctx, n_items, rate, encode_items, text_chars, data, no_record):
 
 def _kafka_freshness(settings, store, model_version, postings, rate, run) -> list[float]:
     """Through a real topic and a `mixlm worker` child process (own topic and group per run)."""
-    import tempfile
-
-    from kafka.admin import KafkaAdminClient
-
     from encoder_worker.launch import spawn_worker
     from ingest.admin import create_topics
-    from ingest.kafka_config import kafka_config
     from ingest.producer import JobProducer
 
     settings = settings.model_copy(update={"items_topic": f"{run}.items", "dlq_topic": f"{run}.dlq",
@@ -174,9 +180,212 @@ def _kafka_freshness(settings, store, model_version, postings, rate, run) -> lis
         producer.close()
         worker.terminate()
         worker.wait(30)
-        admin = KafkaAdminClient(**kafka_config(settings))
+        delete_run_topics(settings)
+
+
+def delete_run_topics(settings: Settings) -> None:
+    """The run's items and DLQ topics and Faust's own leader topic for its group."""
+    from kafka.admin import KafkaAdminClient
+
+    from ingest.kafka_config import kafka_config
+
+    admin = KafkaAdminClient(**kafka_config(settings))
+    try:
+        admin.delete_topics([settings.items_topic, settings.dlq_topic,
+                             f"{settings.consumer_group}-__assignor-__leader"], raise_errors=False)
+    finally:
+        admin.close()
+
+
+# --- burst: N updates at once, drained by a real worker ----------------------------------------------------
+@dataclass
+class LagSample:
+    t_s: float  # since the first post
+    end: int  # end offsets of the items topic, summed over partitions
+    committed: int  # the worker group's committed offsets, summed
+    rss_mb: float  # the worker process's resident memory
+
+    @property
+    def lag(self) -> int:
+        return self.end - self.committed
+
+
+@dataclass
+class BurstReport:
+    posted: int
+    post_s: float  # first post -> the producer's flush returned
+    drain_s: float  # first post -> every offset committed (lag 0 with all N on the topic)
+    rss_ready_mb: float  # the worker's RSS once ready, before the burst
+    samples: list[LagSample] = field(default_factory=list)
+
+    @property
+    def max_lag(self) -> int:
+        return max(s.lag for s in self.samples)
+
+    @property
+    def rss_max_mb(self) -> float:
+        return max(s.rss_mb for s in self.samples)
+
+
+def group_offsets(admin, settings: Settings) -> tuple[int, int]:
+    """(end offsets, committed offsets) of the consumer group on the items topic, summed over its partitions.
+    A partition the group never committed counts as 0 committed (the topic is consumed from the earliest)."""
+    from kafka import TopicPartition
+    from kafka.admin import OffsetSpec
+
+    tps = [TopicPartition(settings.items_topic, p) for p in range(settings.topic_partitions)]
+    ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps})
+    committed = admin.list_group_offsets({settings.consumer_group: tps}).get(settings.consumer_group, {})
+    return (sum(o.offset for o in ends.values()),
+            sum(max(0, committed[tp].offset) for tp in tps if tp in committed))
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process from /proc (Linux), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _wait_worker_ready(worker: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while "Worker]: Ready" not in log_path.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise click.ClickException(f"worker not ready (exit {worker.poll()}); log tail:\n"
+                                       f"{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
+
+
+def run_burst(settings: Settings, updates: list[JobUpdate], log_path: Path, sample_s: float = 0.5,
+              timeout_s: float = 1800) -> BurstReport:
+    """Start `mixlm worker` on settings' topic and group, post every update as fast as the producer goes once it
+    is ready, sample lag and RSS until every offset is committed, stop the worker. The caller gives a fresh
+    topic, group and store, and cleans them up."""
+    from kafka.admin import KafkaAdminClient
+
+    from encoder_worker.launch import spawn_worker, stop_worker
+    from ingest.admin import create_topics
+    from ingest.kafka_config import kafka_config
+    from ingest.producer import JobProducer
+
+    create_topics(settings)
+    worker = spawn_worker(settings, log_path)
+    admin = KafkaAdminClient(**kafka_config(settings))
+    try:
+        _wait_worker_ready(worker, log_path, 300)
+        report = BurstReport(posted=len(updates), post_s=0.0, drain_s=0.0, rss_ready_mb=rss_mb(worker.pid))
+        producer = JobProducer(settings)
+        posted = threading.Event()
+        t0 = time.monotonic()
+
+        def post_all() -> None:
+            try:
+                for update in updates:
+                    producer.publish(update)
+                producer.flush()
+                report.post_s = time.monotonic() - t0
+            finally:
+                posted.set()
+
+        threading.Thread(target=post_all, daemon=True).start()
+        with tqdm(total=len(updates), desc="drained", leave=False) as bar:
+            while True:
+                end, committed = group_offsets(admin, settings)
+                now = time.monotonic() - t0
+                report.samples.append(LagSample(round(now, 2), end, committed, round(rss_mb(worker.pid), 1)))
+                bar.update(committed - bar.n)
+                if posted.is_set() and committed >= end >= len(updates):
+                    report.drain_s = now
+                    break
+                if worker.poll() is not None or now > timeout_s:
+                    raise click.ClickException(f"burst not drained (worker exit {worker.poll()}, {committed}/{end} "
+                                               f"committed after {now:.0f} s); log tail:\n"
+                                               f"{log_path.read_text(errors='replace')[-3000:]}")
+                time.sleep(sample_s)
+        producer.close()
+        if producer.failures:
+            raise click.ClickException(f"delivery failures: {dict(producer.failures)}")
+        return report
+    finally:
+        admin.close()
+        stop_worker(worker)
+
+
+def burst_updates(postings: list[tuple[str, str]], n_updates: int, n_items: int, run: str,
+                  base_ms: int) -> list[JobUpdate]:
+    """n_updates upserts over n_items ids (update i -> item i % n_items, updated_at base_ms + i): with
+    n_items < n_updates some items get several versions, and the last one must win."""
+    return [JobUpdate(item_id=f"{run}-{i % n_items}", op="upsert", updated_at=base_ms + i,
+                      title=postings[i % len(postings)][0], text=postings[i % len(postings)][1] + f" (version {i})")
+            for i in range(n_updates)]
+
+
+def stored_ids(store, model_version: str, item_ids: list[str]) -> dict:
+    """item_id -> ItemEmbedding for those of item_ids stored under model_version (reads of 500 ids)."""
+    out: dict = {}
+    for s in range(0, len(item_ids), 500):
+        out |= store.get_embeddings(model_version, item_ids[s : s + 500])
+    return out
+
+
+def burst_store_settings(settings: Settings, run: str) -> Settings:
+    """The run's own topic, group and store: a keyspace of its own on Cassandra, a temp file otherwise."""
+    update = {"items_topic": f"{run}.items", "dlq_topic": f"{run}.dlq", "consumer_group": f"{run}.encoder"}
+    if settings.cassandra_hosts:
+        update["cassandra_keyspace"] = run.replace("-", "_")
+    else:
+        update["sqlite_path"] = Path(tempfile.gettempdir()) / f"{run}.sqlite"
+    return settings.model_copy(update=update)
+
+
+def drop_run_store(settings: Settings) -> None:
+    from feature_store.base import open_store
+
+    if settings.cassandra_hosts:
+        store = open_store(settings)
         try:
-            admin.delete_topics([settings.items_topic, settings.dlq_topic,
-                                 f"{settings.consumer_group}-__assignor-__leader"], raise_errors=False)  # Faust's own
+            store.drop()
         finally:
-            admin.close()
+            store.close()
+    else:
+        settings.resolved_sqlite_path().unlink(missing_ok=True)
+
+
+def burst_bench(settings: Settings, n: int, text_chars: int, data: Path, no_record: bool) -> None:
+    from feature_store.base import open_store
+
+    if not settings.kafka_bootstrap:
+        raise click.ClickException("--burst needs Kafka: set MIXLM_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
+    load = os.getloadavg()[0]
+    run = f"burst{uuid.uuid4().hex[:8]}"
+    settings = burst_store_settings(settings, run)
+    updates = burst_updates(_postings(data, min(n, 5000), text_chars), n, n, run, int(time.time() * 1000))
+    log_path = Path(tempfile.gettempdir()) / f"{run}-worker.log"
+    try:
+        report = run_burst(settings, updates, log_path)
+        store = open_store(settings)
+        try:  # the run's own store: its row counts are the distinct items written, nothing else
+            counts = store.count()
+        finally:
+            store.close()
+        stored = min(counts["items"], counts["item_embeddings"])
+    finally:
+        delete_run_topics(settings)
+        drop_run_store(settings)
+    where = f"{settings.base_model} {settings.dtype} on {settings.resolved_device()}"
+    store_name = "cassandra" if settings.cassandra_hosts else "sqlite"
+    header = ["model", "store", "updates posted", "post s", "max lag", "drain s", "items/s", "items stored",
+              "items lost", "worker RSS ready/max MB"]
+    rows = [[where, store_name, report.posted, round(report.post_s, 2), report.max_lag, round(report.drain_s, 1),
+             round(report.posted / report.drain_s, 1), stored, report.posted - stored,
+             f"{report.rss_ready_mb:.0f}/{report.rss_max_mb:.0f}"]]
+    note = (f"burst: {n} upserts of distinct items posted at once to a fresh {settings.topic_partitions}-partition "
+            f"topic, drained by one `mixlm worker` process (Faust); lag = end - committed offsets, sampled every "
+            f"0.5 s; drain = first post -> all committed. Postings cut to {text_chars} chars; worker batch "
+            f"{settings.worker_batch_size}; 1-min load average {load:.1f} at start (shared machine)")
+    click.echo(" | ".join(header))
+    for row in rows:
+        click.echo(" | ".join(str(v) for v in row))
+    if not no_record:
+        record("pipeline burst", header, rows, note)

@@ -17,6 +17,7 @@ import faust
 from aiokafka.errors import KafkaError
 
 from encoder_worker.core import EncoderCore, Message
+from ingest.kafka_config import kafka_ssl_context
 from mixlm.errors import StoreUnavailable
 from mixlm.settings import Settings
 
@@ -54,16 +55,13 @@ def faust_settings(settings: Settings) -> dict:
         key_serializer="raw",
         value_serializer="raw",
     )
-    if settings.kafka_sasl_mechanism or settings.kafka_ssl_cafile:
-        import ssl
-
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-        if settings.kafka_sasl_mechanism:
-            options["broker_credentials"] = faust.SASLCredentials(
-                username=settings.kafka_username, password=settings.kafka_password,
-                mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
-        else:
-            options["broker_credentials"] = context
+    context = kafka_ssl_context(settings)  # the same TLS settings every other Kafka client gets
+    if settings.kafka_sasl_mechanism:
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=settings.kafka_username, password=settings.kafka_password,
+            mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+    elif context is not None:
+        options["broker_credentials"] = context
     return options
 
 

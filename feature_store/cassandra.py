@@ -21,20 +21,21 @@ import ssl
 import threading
 from typing import Iterator, Sequence
 
-from cassandra import (ConsistencyLevel, CoordinationFailure, InvalidRequest, OperationTimedOut, ReadTimeout,
+from cassandra import (AuthenticationFailed, ConsistencyLevel, CoordinationFailure, InvalidRequest, OperationTimedOut, ReadTimeout,
                        Unavailable, WriteTimeout)
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.connection import ConnectionException
+from cassandra.connection import ConnectionException, ConnectionShutdown
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import tuple_factory
 
 from feature_store.base import MAX_READ, FeatureStore
 from feature_store.validate import check_embeddings, check_items
-from mixlm.errors import StoreUnavailable
+from mixlm.errors import StoreAuthenticationFailed, StoreUnavailable
 from mixlm.schemas import ItemEmbedding, ItemText
 from mixlm.settings import Settings
+from mixlm.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,10 @@ class CassandraStore(FeatureStore):
                                            consistency_level=self.consistency, request_timeout=s.cassandra_request_timeout_s,
                                            row_factory=tuple_factory)
                 auth = PlainTextAuthProvider(s.cassandra_username, s.cassandra_password) if s.cassandra_username else None
-                tls = ssl.create_default_context(cafile=s.cassandra_ssl_cafile) if s.cassandra_ssl_cafile else None
+                tls = None
+                if s.cassandra_ssl or s.cassandra_ssl_cafile:
+                    tls = client_context(s.cassandra_ssl_cafile, s.cassandra_ssl_certfile, s.cassandra_ssl_keyfile,
+                                         s.cassandra_ssl_check_hostname)
                 cluster = Cluster(contact_points=s.cassandra_hosts, port=s.cassandra_port, protocol_version=5,
                                   execution_profiles={EXEC_PROFILE_DEFAULT: profile}, auth_provider=auth,
                                   ssl_context=tls, connect_timeout=s.cassandra_connect_timeout_s,
@@ -107,8 +111,24 @@ class CassandraStore(FeatureStore):
         return self._session
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
-        where = ",".join(self.settings.cassandra_hosts) + f":{self.settings.cassandra_port}"
-        return StoreUnavailable(f"Cassandra at {where}: {type(exc).__name__}: {exc}")
+        s = self.settings
+        where = ",".join(s.cassandra_hosts) + f":{s.cassandra_port}"
+        causes = list(exc.errors.values()) if isinstance(exc, NoHostAvailable) else [exc]
+        if any(isinstance(c, AuthenticationFailed) for c in causes):
+            who = f"user {s.cassandra_username!r}" if s.cassandra_username else "no credentials"
+            # the driver's own text names the user at most; say which settings to fix
+            return StoreAuthenticationFailed(
+                f"Cassandra at {where}: authentication failed for {who} "
+                f"(check MIXLM_CASSANDRA_USERNAME / MIXLM_CASSANDRA_PASSWORD)")
+        detail = _tls_verify_failure(causes)
+        if detail:
+            return StoreAuthenticationFailed(
+                f"Cassandra at {where}: TLS authentication of the server failed ({detail}); check "
+                f"MIXLM_CASSANDRA_SSL_CAFILE / MIXLM_CASSANDRA_SSL_CHECK_HOSTNAME")
+        hint = ""
+        if not (s.cassandra_ssl or s.cassandra_ssl_cafile) and any(isinstance(c, (ConnectionResetError, ConnectionShutdown)) for c in causes):
+            hint = " (a node that requires TLS resets plaintext clients: set MIXLM_CASSANDRA_SSL_CAFILE)"
+        return StoreUnavailable(f"Cassandra at {where}: {type(exc).__name__}: {exc}{hint}")
 
     def _prepared(self) -> dict:
         if self._stmts is not None:
@@ -143,6 +163,15 @@ class CassandraStore(FeatureStore):
         try:
             for statement in schema(self.keyspace, self.settings.cassandra_replication_factor):
                 session.execute(statement, timeout=60.0)  # schema changes wait for agreement
+        except UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        self._stmts = None
+
+    def drop(self) -> None:
+        """DROP the keyspace (benchmarks and tests that made one of their own; never the serving one by accident:
+        the caller names it in Settings)."""
+        try:
+            self._connect().execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", timeout=60.0)
         except UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
         self._stmts = None
@@ -231,6 +260,19 @@ class CassandraStore(FeatureStore):
                     for t in ("items", "item_embeddings")}
         except UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+
+
+def _tls_verify_failure(causes: list) -> str | None:
+    """The certificate-verification reason among connection errors, if that is why they failed. The driver
+    re-raises the SSLError as a plain OSError ("... Last error: [SSL: CERTIFICATE_VERIFY_FAILED] ..."), so the
+    text is what is left to look at."""
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message
+        text = str(cause)
+        if isinstance(cause, OSError) and "CERTIFICATE_VERIFY_FAILED" in text:
+            return text.rsplit("certificate verify failed:", 1)[-1].split("(_ssl")[0].strip() or "certificate verify failed"
+    return None
 
 
 def _unique(item_ids: Sequence[str]) -> list[str]:

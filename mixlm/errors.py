@@ -21,6 +21,11 @@ class StoreUnavailable(MixLMError):
     """The feature store cannot be reached (HTTP 503 with Retry-After)."""
 
 
+class StoreAuthenticationFailed(StoreUnavailable):
+    """The feature store refused our credentials, or its TLS certificate failed verification (a configuration
+    error: it still maps to 503, and the message says what to fix, never the password)."""
+
+
 class ServiceError(MixLMError):
     """Kafka or Cassandra could not be fetched, started or stopped."""
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     kafka_username: str = Field("", description="SASL user.")
     kafka_password: str = Field("", repr=False, description="SASL password (never logged).")
     kafka_ssl_cafile: str = Field("", description="CA file for Kafka TLS.")
+    kafka_ssl_certfile: str = Field("", description="Client certificate (PEM) for Kafka TLS, when the broker asks for one.")
+    kafka_ssl_keyfile: str = Field("", description="Private key (PEM) of kafka_ssl_certfile.")
+    kafka_ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names the host dialled.")
 
     # --- feature store (no Cassandra hosts = embedded SQLite) --------------------------------
     cassandra_hosts: list[str] = Field(default_factory=list, description="Cassandra contact points. Empty = SQLite.")
@@ -54,7 +57,11 @@ class Settings(BaseSettings):
     cassandra_consistency: str = Field("LOCAL_QUORUM", description="Consistency level of reads and writes.")
     cassandra_username: str = Field("", description="Cassandra user (PasswordAuthenticator).")
     cassandra_password: str = Field("", repr=False, description="Cassandra password (never logged).")
-    cassandra_ssl_cafile: str = Field("", description="CA file for Cassandra TLS.")
+    cassandra_ssl_cafile: str = Field("", description="CA file for Cassandra TLS (setting it turns TLS on).")
+    cassandra_ssl: bool = Field(False, description="TLS to Cassandra with the system CAs (implied by cassandra_ssl_cafile).")
+    cassandra_ssl_certfile: str = Field("", description="Client certificate (PEM) for Cassandra TLS (require_client_auth).")
+    cassandra_ssl_keyfile: str = Field("", description="Private key (PEM) of cassandra_ssl_certfile.")
+    cassandra_ssl_check_hostname: bool = Field(True, description="Check that Cassandra's certificate names the host dialled.")
     cassandra_read_concurrency: int = Field(128, description="Concurrent CQL requests per batched read.")
     cassandra_read_batch: int = Field(
         50, ge=1, le=500,

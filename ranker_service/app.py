@@ -19,7 +19,7 @@ from feature_store.base import FeatureStore, open_store
 from mixlm.errors import StoreUnavailable
 from mixlm.model import MixLM
 from mixlm.settings import Settings
-from ranker_service import errors, openapi, page
+from ranker_service import errors, openapi, page, security
 from ranker_service.batcher import MicroBatcher
 from ranker_service.engines import Engine, build_engine
 from ranker_service.metrics import Metrics
@@ -27,7 +27,8 @@ from ranker_service.routes import health, rank, rerank
 from ranker_service.state import Service, run_engine_batch
 
 log = logging.getLogger(__name__)
-KNOWN_ROUTES = frozenset({"/rank", "/v1/rerank", "/healthz", "/readyz", "/metrics", "/", "/items"})
+KNOWN_ROUTES = frozenset({"/rank", "/v1/rerank", "/healthz", "/readyz", "/metrics", "/", "/items", "/openapi.json",
+                          "/docs", "/redoc"})
 
 
 class CountRequests:
@@ -94,11 +95,15 @@ def create_app(settings: Settings | None = None, *, model: MixLM | None = None, 
                 the_store.close()
             del app.state.service
 
-    app = FastAPI(title="MixLM ranker", version="0.1.0", lifespan=lifespan,
+    # FastAPI's own /openapi.json, /docs and /redoc are open; security.install_docs mounts them behind the key
+    app = FastAPI(title="MixLM ranker", version="0.1.0", lifespan=lifespan, openapi_url=None, docs_url=None,
+                  redoc_url=None,
                   description="Scores job postings for a query with the MixLM ranker over the feature store.")
     app.state.metrics = metrics
+    app.state.settings = settings  # the API-key check reads it (also before the lifespan has run)
     errors.install(app)
     openapi.install(app, settings)
+    security.install_docs(app)
     app.include_router(rank.router)
     app.include_router(rerank.router)
     app.include_router(health.router)

@@ -1,14 +1,16 @@
-"""Liveness, readiness (model loaded, store reachable) and Prometheus metrics; no API key needed."""
+"""Liveness and readiness (model loaded, store reachable): open, so probes need no secret; Prometheus metrics,
+which need the API key when keys are configured (scrapers send it as a bearer token)."""
 
 from __future__ import annotations
 
 import msgspec
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ranker_service import openapi
 from ranker_service.errors import ErrorBody
 from ranker_service.http_io import encode
+from ranker_service.security import require_api_key
 
 router = APIRouter(tags=["operations"])
 
@@ -40,8 +42,10 @@ async def readyz(request: Request) -> Response:
     return encode(Health("ready", svc.model.model_version, svc.engine.name))
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}})
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=[Depends(require_api_key)],
+            responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+                       401: {"description": "no or wrong API key (when keys are configured)",
+                             "content": {"application/json": {"schema": openapi.SCHEMA_REF[ErrorBody]}}}})
 async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     return Response(m.render(), media_type=m.content_type)

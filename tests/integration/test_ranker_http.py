@@ -178,7 +178,8 @@ def test_api_key_is_required_on_ranking_routes_but_not_on_health(tiny_settings, 
         assert c.post("/rank", json=body, headers={"X-API-Key": "k-two"}).status_code == 200
         assert c.post("/rank", json=body, headers={"Authorization": "Bearer k-one"}).status_code == 200
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
-        assert c.get("/metrics").status_code == 200
+        assert c.get("/metrics").status_code == 401  # scrapers send the key too (docs/OPERATIONS.md)
+        assert c.get("/metrics", headers={"Authorization": "Bearer k-one"}).status_code == 200
 
 
 class Switchable(FeatureStore):

@@ -55,3 +55,17 @@ def test_retrying_lets_other_errors_through():
 
     with pytest.raises(ValueError):
         asyncio.run(retrying("batch", broken, first_delay_s=0.01))
+
+
+def test_the_worker_gets_the_same_kafka_tls_and_sasl_settings_as_every_other_client(tiny_settings):
+    from encoder_worker.app import faust_settings
+
+    assert "broker_credentials" not in faust_settings(tiny_settings)  # PLAINTEXT: nothing to pass
+    tls = faust_settings(tiny_settings.model_copy(update={"kafka_security_protocol": "SSL",
+                                                          "kafka_ssl_check_hostname": True}))
+    assert tls["broker_credentials"].check_hostname is True
+    sasl = faust_settings(tiny_settings.model_copy(update={
+        "kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-512",
+        "kafka_username": "app", "kafka_password": "s3cret"}))["broker_credentials"]
+    assert sasl.username == "app" and sasl.mechanism.value == "SCRAM-SHA-512" and sasl.ssl_context is not None
+    assert "s3cret" not in repr(sasl)
