@@ -1,5 +1,5 @@
-"""Start `mixlm worker` as a child process configured only through MIXLM_* variables, the way a
-deployment would (used by the pipeline benchmark and the integration tests)."""
+"""Start `mixlm worker` (or another `mixlm` command: `bench http --spawn` starts `serve`) as a child process
+configured only through MIXLM_* variables, the way a deployment would (benchmarks and integration tests)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def spawn_worker(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen:
-    """`mixlm -v worker` with these settings; its output goes to log_path."""
+def spawn_mixlm(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen:
+    """`mixlm ARGS` configured only by these settings (as MIXLM_* variables); its output goes to log_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXLM_")} | settings_env(settings)
     mixlm = Path(sys.executable).parent / "mixlm"
     with open(log_path, "ab") as log:
-        return subprocess.Popen([str(mixlm), "-v", "worker", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([str(mixlm), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def spawn_worker(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen:
+    """`mixlm -v worker` with these settings; its output goes to log_path."""
+    return spawn_mixlm(settings, log_path, "-v", "worker", *args)
 
 
 def stop_worker(proc: subprocess.Popen, grace_s: float = 20) -> None:
