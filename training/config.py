@@ -74,6 +74,8 @@ class StageConfig(Struct):
     warmup_steps: int = 10
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # Weight of the in-group listwise loss added to the stage's objective (training/losses.py; 0 = the paper's).
+    listwise: float = 0.0
 
 
 class Phase(Struct):

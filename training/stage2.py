@@ -10,7 +10,7 @@ import torch
 
 from mixlm.model import MixLM, pack
 from training.config import TrainConfig
-from training.losses import sft_loss
+from training.losses import listwise_loss, sft_loss
 from training.loop import History, run_loop
 from training.pairs import QueryGroup
 from training.trainable import resolve_device, trainable_parameters
@@ -26,14 +26,23 @@ def labels_of(groups: list[QueryGroup], device) -> torch.Tensor:
     return torch.tensor([item.label for g in groups for item in g.items], dtype=torch.float32, device=device)
 
 
+def group_sizes(groups: list[QueryGroup]) -> list[int]:
+    return [len(g.items) for g in groups]
+
+
 def run_stage2(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, run_dir: Path, settings,
                resume: bool, progress: bool = True) -> History:
     device = resolve_device(cfg, settings)
 
     def step(batch: list[QueryGroup], _step: int):
         logits, _ = text_forward(mix, batch)
-        loss = sft_loss(logits, labels_of(batch, logits.device))
-        return loss, {"sft": float(loss.detach())}, len(logits)
+        labels = labels_of(batch, logits.device)
+        sft = sft_loss(logits, labels)
+        parts = {"sft": sft}
+        if cfg.stage2.listwise:
+            parts["listwise"] = listwise_loss(logits, labels, group_sizes(batch))
+        loss = sft + cfg.stage2.listwise * parts.get("listwise", 0.0)
+        return loss, {k: float(v.detach()) for k, v in parts.items()}, len(logits)
 
     return run_loop(
         "stage II (teacher)", mix.ranker, [{"params": trainable_parameters(mix.ranker)}], cfg.stage2, groups, step,

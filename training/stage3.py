@@ -13,10 +13,10 @@ import torch
 
 from mixlm.model import MixLM, p_yes, pack
 from training.config import TrainConfig
-from training.losses import stage3_loss
+from training.losses import listwise_loss, stage3_loss
 from training.loop import History, run_loop, visited
 from training.pairs import QueryGroup
-from training.stage2 import labels_of, text_forward
+from training.stage2 import group_sizes, labels_of, text_forward
 from training.teacher_cache import TeacherCache
 from training.trainable import resolve_device, trainable_parameters
 
@@ -59,7 +59,13 @@ def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: Te
         logits, hidden = mixed_forward(mix, batch)
         teacher_p, _ = cache.lookup(batch, logits.device)
         text_hidden, text_p = text_path(mix, batch, cfg, cache, logits.device)
-        loss, parts = stage3_loss(phase, logits, hidden, labels_of(batch, logits.device), teacher_p, text_hidden, text_p)
+        labels = labels_of(batch, logits.device)
+        loss, parts = stage3_loss(phase, logits, hidden, labels, teacher_p, text_hidden, text_p)
+        if cfg.stage3.listwise:
+            # Scaled by the phase's task weight, so the alignment-first curriculum stays alignment first.
+            listwise = listwise_loss(logits, labels, group_sizes(batch))
+            loss = loss + cfg.stage3.listwise * phase.sft * listwise
+            parts["listwise"] = float(listwise.detach())
         return loss, parts, len(logits)
 
     encoder_params = trainable_parameters(mix.encoder)

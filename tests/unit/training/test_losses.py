@@ -11,6 +11,7 @@ from training.config import Phase
 from training.losses import (
     hidden_alignment_loss,
     kl_to_target,
+    listwise_loss,
     prediction_alignment_loss,
     stage3_loss,
     sft_loss,
@@ -70,3 +71,22 @@ def test_alignment_only_phase_ignores_the_labels():
     a, _ = stage3_loss(phase, logits, args[0], torch.zeros(3), *args[2:])
     b, _ = stage3_loss(phase, logits, args[0], torch.ones(3), *args[2:])
     assert a.item() == pytest.approx(b.item())
+
+
+def test_listwise_loss_falls_as_the_relevant_item_moves_to_the_top_of_its_group():
+    labels = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    sizes = [3, 3]
+    wrong = logits_for(torch.tensor([0.9, 0.1, 0.5, 0.9, 0.5, 0.1]))
+    right = logits_for(torch.tensor([0.1, 0.9, 0.5, 0.1, 0.5, 0.9]))
+    assert listwise_loss(right, labels, sizes) < listwise_loss(wrong, labels, sizes)
+    # It depends only on the order within a group: the same shift of every log-odds changes nothing.
+    shifted = right + torch.tensor([2.0, 0.0])
+    assert listwise_loss(shifted, labels, sizes) == pytest.approx(float(listwise_loss(right, labels, sizes)), abs=1e-5)
+
+
+def test_listwise_loss_skips_groups_without_a_relevant_item():
+    logits = logits_for(torch.tensor([0.2, 0.7, 0.4, 0.6]))
+    only_first = listwise_loss(logits[:2], torch.tensor([1.0, 0.0]), [2])
+    both = listwise_loss(logits, torch.tensor([1.0, 0.0, 0.0, 0.0]), [2, 2])
+    assert both == pytest.approx(float(only_first))
+    assert listwise_loss(logits, torch.zeros(4), [2, 2]) == 0.0
