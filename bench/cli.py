@@ -13,6 +13,7 @@ BENCHES = {
     "pipeline": "bench.pipeline:pipeline",
     "http": "bench.http:http",
     "quality": "bench.quality:quality",
+    "plot": "bench.plots:plot",
 }
 
 
@@ -29,4 +30,4 @@ class _Lazy(click.Group):
 
 @click.group(cls=_Lazy)
 def bench() -> None:
-    """Benchmarks (store, engine, pipeline, http, quality): results go to bench/RESULTS.md."""
+    """Benchmarks (store, engine, pipeline, http, quality): results go to bench/RESULTS.md; `plot` redraws the PNGs."""

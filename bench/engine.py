@@ -9,7 +9,8 @@ random token embeddings of the right shapes: speed does not depend on the values
 Requests run one at a time (closed loop, one request per forward pass), so latency is one request's.
 On a CPU the text workloads are cut down (fewer items per request, fewer requests; naive cost is linear in
 items, so items/s stays comparable); the table says what ran. The headline is MixLM multi-item items/s over
-raw-text naive items/s on the same machine (paper, H100: 20,000 / 270 = 74x).
+raw-text naive items/s on the same machine (paper, H100: 20,000 / 270 = 74x). After a run, the device's
+Table 11 plot (items/s against p99 latency, bench/plots.py) is redrawn as bench/table11_<device>.png.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import click
 import torch
 from rich.progress import Progress
 
+from bench.plots import ENGINE_SECTION
 from bench.results import record
 from mixlm.cli import settings_of
 from mixlm.model import Ranker
@@ -167,4 +169,17 @@ def engine(ctx, models, items_as, strategies, items, requests, text_items, text_
     if do_record:
         note = (f"{device}, {str(torch_dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads; prefix "
                 f"{PREFIX_TOKENS} tokens; one request per forward pass. " + "; ".join(ratios))
-        record("Engine (Table 11 workload)", header, rows, note)
+        record(ENGINE_SECTION, header, rows, note)
+    _plot(header, rows, gpu, recorded=do_record)
+
+
+def _plot(header: list[str], rows: list[list], gpu: bool, recorded: bool) -> None:
+    """Redraw this device's Table 11 PNG from the recorded rows (this run's among them, as the newest)."""
+    from bench import plots
+    from bench.results import machine
+
+    device = plots.device_of({"machine": machine()}) if gpu else "cpu"
+    this_run = [] if recorded else [{"section": ENGINE_SECTION, "device": device, "machine": machine(),
+                                     **dict(zip(header, row))} for row in rows]
+    for path in plots.write_table11(plots.load_rows() + this_run, device=device):
+        click.echo(f"wrote {path}")

@@ -3,7 +3,7 @@
 Systems on one candidate list: the full-text LLM ("text"), the same LLM on items cut to their first N
 tokens (a stand-in for §6.1's summarised text), and MixLM with T_S in {1, 2, 4, 8} item tokens. Each
 MixLM point loads the weight set trained for that T_S when there is one (else the untrained base).
-Writes a PNG (NDCG@10 against items/s) beside this file and a table to RESULTS.md.
+Writes a PNG (NDCG@10 against items/s, bench/plots.py) beside this file and a table to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from bench import plots
 from bench.results import RESULTS_DIR, record
 from mixlm.cli import settings_of
 
@@ -69,7 +70,8 @@ def quality(ctx, data_dir: Path, n_queries: int, candidates: str, ts_values: lis
     header = ["system", "NDCG@10", "MRR@10", "items/s", "items scored", "model_version"]
     _print(header, rows)
     plot_path = plot_path or RESULTS_DIR / f"quality_{rs.name}.png"
-    _plot(rows, plot_path, f"{rs.name}: {len(evaluation.query_ids)} queries, {candidates} candidates")
+    title = f"{rs.name}: {len(evaluation.query_ids)} queries, {candidates} candidates"
+    plots.save(plots.quality_figure([dict(zip(header, row)) for row in rows], title), plot_path)
     click.echo(f"wrote {plot_path}")
     if do_record:
         record(f"quality vs throughput ({rs.name})", header, rows,
@@ -93,25 +95,3 @@ def _print(header: list[str], rows: list[list]) -> None:
     for row in rows:
         table.add_row(*(str(v) for v in row))
     Console(width=160).print(table)
-
-
-def _plot(rows: list[list], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, ndcg, _, items_per_s, *_ in rows:
-        colour = "tab:blue" if label.startswith("MixLM") else "tab:orange"
-        ax.scatter(items_per_s, ndcg, color=colour)
-        ax.annotate(label, (items_per_s, ndcg), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("items/s (scoring, this machine)")
-    ax.set_ylabel("NDCG@10")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

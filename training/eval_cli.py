@@ -1,4 +1,4 @@
-"""`mixlm eval`: rerank a first-stage candidate list with each system and report Table 3's metrics."""
+"""`mixlm eval`: rerank a first-stage candidate list with each system and report Table 3's metrics, per set."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ import click
 import msgspec
 
 from mixlm.cli import settings_of
-from training.evaluate import SYSTEMS, Evaluation, parse_candidates, parse_system, report_table
+from training.evaluate import (EvalReport, EvalRun, evaluate_sets, find_sets, parse_candidates, parse_system,
+                               report_table)
 from training.metrics import MEASURES
+
+# The teacher is opt-in: it reads every candidate's full text (7x MixLM's scoring time per item in the
+# onet_titles eval in bench/RESULTS.md, and it grows with the text's length).
+DEFAULT_SYSTEMS = "bm25,biencoder,mixlm"
+# A sample, not every query: jobbert_titles alone has 14,170, and reranking all of them is hours on a CPU.
+DEFAULT_QUERIES = 200
 
 
 def _systems(ctx, param, value: str) -> list[str]:
@@ -34,46 +41,79 @@ def _candidates(ctx, param, value: str) -> str:
 
 @click.command("eval")
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A relevance set folder (queries.jsonl, docs.jsonl, qrels.tsv).")
-@click.option("--systems", default=",".join(SYSTEMS), show_default=True, callback=_systems,
-              help="Comma-separated: bm25, biencoder, teacher (teacher@N: items cut to N tokens), mixlm.")
+              help="A relevance set folder (queries.jsonl, docs.jsonl, qrels.tsv), or a folder of them: every set "
+                   "folder is evaluated in turn and the others are listed as skipped.")
+@click.option("--systems", default=DEFAULT_SYSTEMS, show_default=True, callback=_systems,
+              help="Comma-separated: bm25, biencoder, mixlm, teacher (teacher@N: items cut to N tokens). The teacher "
+                   "reads every candidate's full text (seconds a query on a CPU), so it is opt-in.")
 @click.option("--candidates", default="bm25:50", show_default=True, callback=_candidates,
-              help="First stage and depth, built once and reranked by every system: bm25:K or biencoder:K.")
-@click.option("--queries", "n_queries", type=click.IntRange(min=1), default=None,
-              help="Evaluate a deterministic sample of N judged queries (default: all).")
+              help="First stage and depth, built once per set and reranked by every system: bm25:K or biencoder:K.")
+@click.option("--queries", "n_queries", type=click.IntRange(min=0), default=DEFAULT_QUERIES, show_default=True,
+              help="Evaluate a deterministic sample of N judged queries per set (0: all of them).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the query sample.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every set's report as JSON (rewritten after each set).")
 @click.option("--weights", default=None, help="Trained weight set: 'auto', 'none' or a folder (MIXLM_WEIGHTS).")
 @click.option("--n-item-tokens", type=click.IntRange(1, 64), default=None, help="T_S (MIXLM_N_ITEM_TOKENS).")
-@click.option("--record", is_flag=True, help="Append the table to bench/RESULTS.md.")
+@click.option("--record", is_flag=True, help="Append each set's table to bench/RESULTS.md as it finishes.")
 @click.pass_context
-def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_queries: int | None, seed: int,
+def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_queries: int, seed: int,
                  out: Path | None, weights: str | None, n_item_tokens: int | None, record: bool) -> None:
-    """Evaluate ranking systems on a relevance set: NDCG@10, MRR@10, Recall@50 (graded gains)."""
-    from training.datasets import load_relevance_set
+    """Evaluate ranking systems on relevance sets: NDCG@10, MRR@10, Recall@50 (graded gains).
+
+    Item tokens (MixLM) and bi-encoder doc embeddings are cached under MIXLM_HOME/cache by content hash and
+    model version, so a second run over the same sets only scores.
+    """
+    from mixlm.errors import DataFormatError
 
     settings = settings_of(ctx, weights=weights, n_item_tokens=n_item_tokens)
-    rs = load_relevance_set(data_dir)
-    evaluation = Evaluation(rs, settings, candidates=candidates, n_queries=n_queries, seed=seed)
-    report = evaluation.run(systems)
-    header, rows = report_table(report)
-    _print_table(header, rows, report.model_version)
+    try:
+        folders, skipped = find_sets(data_dir)
+    except DataFormatError as e:
+        raise click.BadParameter(str(e), param_hint="--data") from e
+    for s in skipped:
+        click.echo(f"skipped {s.folder}: {s.reason}", err=True)
+    run = EvalRun(str(data_dir), [], skipped, [f.resolve().name for f in folders])
+    try:
+        for report in evaluate_sets(folders, settings, systems, candidates, n_queries or None, seed):
+            run.reports.append(report)
+            run.not_run.remove(report.data_set)
+            _finished_set(report, settings, out, run, record)
+    except KeyboardInterrupt:
+        click.echo("interrupted while preparing a set", err=True)
+    except DataFormatError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        rows = [row for report in run.reports for row in report_table(report)[1]]
+        if rows:
+            _print_table(report_table(run.reports[0])[0], rows, run.reports[0].model_version)
+        if run.not_run:
+            click.echo(f"not evaluated (interrupted): {', '.join(run.not_run)}", err=True)
+        if skipped:
+            names = ", ".join(s.folder for s in skipped)
+            click.echo(f"skipped {len(skipped)} folder(s) without a whole set: {names}", err=True)
+
+
+def _finished_set(report: EvalReport, settings, out: Path | None, run: EvalRun, record: bool) -> None:
+    """Write what is done so far as soon as a set finishes: a long run that is stopped keeps its sets."""
+    click.echo(f"done: {report.data_set} ({report.n_queries} queries, {report.first_stage})", err=True)
     if report.interrupted:
-        click.echo(f"interrupted: not scored: {', '.join(report.interrupted)}", err=True)
+        click.echo(f"interrupted: {report.data_set}: not scored: {', '.join(report.interrupted)}", err=True)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-        click.echo(f"wrote {out}")
+        out.write_bytes(msgspec.json.format(msgspec.json.encode(run)))
+        click.echo(f"wrote {out}", err=True)
     if record:
         from bench.results import record as record_rows
 
+        header, rows = report_table(report)
         note = f"model_version {report.model_version}; weights={settings.weights}; T_S={settings.n_item_tokens}"
         # The CPU may be shared: the load average says how much of it this run had.
         note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"
         if report.interrupted:
             note += f"; interrupted before {', '.join(report.interrupted)}"
-        record_rows(f"eval {rs.name}", header, rows, note=note)
-        click.echo("appended to bench/RESULTS.md")
+        record_rows(f"eval {report.data_set}", header, rows, note=note)
+        click.echo("appended to bench/RESULTS.md", err=True)
 
 
 def _print_table(header: list[str], rows: list[list], model_version: str | None) -> None:

@@ -5,21 +5,25 @@ Systems: ``bm25`` and ``biencoder`` (their own first-stage scores), ``teacher`` 
 summarised text of §6.1), and ``mixlm`` (item tokens from the encoder, cached per content hash and
 model_version, then ``MixLM.score_mixed``). Scoring time is measured per system, so items/s can be set
 against quality (bench/quality.py); MixLM's item encoding is nearline and timed apart.
+
+``evaluate_sets`` runs the same per-set evaluation over a folder of sets (``find_sets``), one model for all.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 from tqdm.auto import tqdm
 
+from mixlm.errors import DataFormatError
 from mixlm.settings import Settings
 from training import first_stage
-from training.datasets import RelevanceSet, doc_text, excluded_docs, sample_queries
+from training.datasets import (DOCS, QRELS, QUERIES, RelevanceSet, doc_text, excluded_docs, load_relevance_set,
+                               sample_queries)
 from training.item_cache import encoded_items
 from training.metrics import MEASURES, mean_metrics, rank
 
@@ -49,6 +53,20 @@ class EvalReport(msgspec.Struct):
     results: list[SystemResult]
     query_ids: list[str]
     interrupted: list[str] = []  # systems not finished because the run was interrupted (Ctrl-C)
+
+
+class SkippedFolder(msgspec.Struct):
+    folder: str
+    reason: str
+
+
+class EvalRun(msgspec.Struct):
+    """Everything one `mixlm eval` produced: a report per set evaluated, the folders it could not evaluate."""
+
+    data: str
+    reports: list[EvalReport]
+    skipped: list[SkippedFolder] = []
+    not_run: list[str] = []  # sets not reached because the run was interrupted
 
 
 def parse_candidates(spec: str) -> tuple[str, int]:
@@ -104,6 +122,11 @@ class Evaluation:
             from mixlm.weights import build_mixlm
 
             self._model = build_mixlm(self.settings)
+        return self._model
+
+    @property
+    def loaded_model(self):
+        """The MixLM if one was built or given (None when only BM25 / the bi-encoder ran)."""
         return self._model
 
     def use_model(self, model) -> None:
@@ -183,6 +206,43 @@ class Evaluation:
             values = self.model.score_mixed(self.rs.queries[q].text, [by_doc[d] for d in docs]).tolist()
             scores[q] = dict(zip(docs, values))
         return scores, time.perf_counter() - t0, encode_s
+
+
+def find_sets(root: Path) -> tuple[list[Path], list[SkippedFolder]]:
+    """``root`` itself when it is a set (holds qrels.tsv), else each sub-folder that is a whole set; the other
+    sub-folders come back as skipped, with what they lack (e.g. the jobs_* corpora hold docs only)."""
+    root = Path(root)
+    if (root / QRELS).is_file():
+        return [root], []
+    sets, skipped = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        missing = [f for f in (QUERIES, DOCS, QRELS) if not (folder / f).is_file()]
+        if not missing:
+            sets.append(folder)
+        else:
+            has = [f for f in (QUERIES, DOCS, QRELS) if f not in missing]
+            only = f" (only {', '.join(has)})" if has else ""
+            skipped.append(SkippedFolder(folder.name, f"no {', '.join(missing)}{only}"))
+    if not sets:
+        raise DataFormatError(f"{root} is not a relevance set ({QUERIES}, {DOCS}, {QRELS}) and holds no set folders"
+                              + (f" (skipped: {', '.join(s.folder for s in skipped)})" if skipped else ""))
+    return sets, skipped
+
+
+def evaluate_sets(folders: Sequence[Path], settings: Settings, systems: Sequence[str], candidates: str = "bm25:50",
+                  n_queries: int | None = None, seed: int = 0, cache_dir: Path | None = None) -> Iterator[EvalReport]:
+    """One report per set, in order, the MixLM built once and shared. Stops after a set that was interrupted."""
+    model = None
+    for folder in folders:
+        evaluation = Evaluation(load_relevance_set(folder), settings, candidates=candidates, n_queries=n_queries,
+                                seed=seed, cache_dir=cache_dir)
+        if model is not None:
+            evaluation.use_model(model)
+        report = evaluation.run(systems)
+        model = evaluation.loaded_model or model
+        yield report
+        if report.interrupted:
+            return
 
 
 def _timed(fn: Callable[[], Scores]) -> tuple[Scores, float]:

@@ -35,7 +35,9 @@ def encoded_items(model: MixLM, texts: Sequence[str], cache_dir: Path, batch_siz
     path = cache_file(model, cache_dir)
     cached: dict[str, torch.Tensor] = load_file(path) if path.exists() else {}
     keys = [text_key(t) for t in texts]
-    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items())
+    # Batches of similar length: in key (hash) order each batch pads to its longest text, 1.6x the tokens on
+    # ../shared/data's eval candidates.
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items(), key=lambda kt: (len(kt[1]), kt[0]))
     for s in tqdm(range(0, len(missing), batch_size), desc=progress, disable=not missing or progress is None, unit="batch"):
         chunk = missing[s : s + batch_size]
         tokens = model.encode_items([t for _, t in chunk], batch_size=batch_size).cpu()

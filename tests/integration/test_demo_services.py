@@ -14,27 +14,9 @@ import pytest
 
 from mixlm.data import load_postings, load_queries
 from mixlm.settings import Settings
+from private_names import drop_private_names
 
 pytestmark = pytest.mark.integration
-
-
-def drop(bootstrap: str, prefix: str, hosts: list[str], keyspace: str) -> None:
-    """Remove what the test created on the shared servers: its topics (Faust's own included) and keyspace."""
-    from cassandra.cluster import Cluster
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        ours = [t for t in admin.list_topics() if t.startswith(prefix)]
-        if ours:
-            admin.delete_topics(ours)
-    finally:
-        admin.close()
-    cluster = Cluster(hosts, protocol_version=5)
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
 
 
 def test_demo_runs_through_real_kafka_a_worker_process_and_cassandra(kafka_bootstrap, cassandra_hosts):
@@ -50,7 +32,7 @@ def test_demo_runs_through_real_kafka_a_worker_process_and_cassandra(kafka_boots
                               "--cassandra", "--base-model", "tiny", "--weights", "none", "--exit", "--top-k", "2"],
                              env=env, capture_output=True, text=True, timeout=900)
     finally:
-        drop(kafka_bootstrap, f"demo-test-{tag}", cassandra_hosts, env["MIXLM_CASSANDRA_KEYSPACE"])
+        drop_private_names(kafka_bootstrap, [f"demo-test-{tag}"], cassandra_hosts, env["MIXLM_CASSANDRA_KEYSPACE"])
         shutil.rmtree(Settings().home / "faust" / f"demo-test-{tag}", ignore_errors=True)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out

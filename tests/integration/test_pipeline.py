@@ -17,7 +17,6 @@ from pathlib import Path
 import msgspec
 import pytest
 import torch
-from cassandra.cluster import Cluster
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -33,6 +32,7 @@ from mixlm.cli import cli
 from mixlm.codec import bytes_to_tokens, content_hash
 from mixlm.schemas import ItemText, JobUpdate
 from mixlm.settings import Settings
+from private_names import drop_private_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 JOBS = Path("/work/shared/data/jobs_linkedin_indeed/docs.jsonl")
@@ -51,18 +51,8 @@ def pipeline(kafka_bootstrap, cassandra_hosts, tiny_settings):
     store.init()
     yield settings, store
     store.close()
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        # Faust also makes a <group>-__assignor-__leader topic per consumer group
-        admin.delete_topics([settings.items_topic, settings.dlq_topic, f"{settings.consumer_group}-__assignor-__leader"],
-                            raise_errors=False)
-    finally:
-        admin.close()
-    cluster = Cluster(cassandra_hosts, protocol_version=5)
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
+    drop_private_names(kafka_bootstrap, [settings.items_topic, settings.dlq_topic, settings.consumer_group],
+                       cassandra_hosts, settings.cassandra_keyspace)
 
 
 class Worker:

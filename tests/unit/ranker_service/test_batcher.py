@@ -60,14 +60,20 @@ def test_a_request_over_the_budget_still_runs_alone():
     assert results == [0] and batches == [[0]]
 
 
+async def busy_batcher(max_queue: int) -> tuple[MicroBatcher, Recorder, threading.Event, asyncio.Future]:
+    """A started batcher, one request per batch, whose engine thread is busy with request 0 until `gate` is set."""
+    gate = threading.Event()
+    rec = Recorder(gate)
+    b = MicroBatcher(rec, cost=lambda r: 1, window_ms=0, max_batch_tokens=1, max_queue=max_queue)
+    b.start()
+    first = asyncio.ensure_future(b.submit(0))
+    await asyncio.sleep(0.05)  # 0 is running in the engine thread (blocked on the gate)
+    return b, rec, gate, first
+
+
 def test_full_queue_raises_queue_full_instead_of_growing():
     async def main():
-        gate = threading.Event()
-        rec = Recorder(gate)
-        b = MicroBatcher(rec, cost=lambda r: 1, window_ms=0, max_batch_tokens=1, max_queue=2)
-        b.start()
-        first = asyncio.ensure_future(b.submit(0))
-        await asyncio.sleep(0.05)  # 0 is running in the engine thread (blocked on the gate)
+        b, _, gate, first = await busy_batcher(max_queue=2)
         queued = [asyncio.ensure_future(b.submit(i)) for i in (1, 2)]
         await asyncio.sleep(0)
         with pytest.raises(QueueFull):
@@ -82,12 +88,7 @@ def test_full_queue_raises_queue_full_instead_of_growing():
 
 def test_cancelled_request_is_dropped_before_it_reaches_the_engine():
     async def main():
-        gate = threading.Event()
-        rec = Recorder(gate)
-        b = MicroBatcher(rec, cost=lambda r: 1, window_ms=0, max_batch_tokens=1, max_queue=10)
-        b.start()
-        first = asyncio.ensure_future(b.submit(0))
-        await asyncio.sleep(0.05)
+        b, rec, gate, first = await busy_batcher(max_queue=10)
         gone = asyncio.ensure_future(b.submit(1))
         kept = asyncio.ensure_future(b.submit(2))
         await asyncio.sleep(0)

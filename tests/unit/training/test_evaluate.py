@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mixlm.cli import cli
 from mixlm.settings import Settings
 from training.datasets import Doc, Query, RelevanceSet, save_relevance_set
-from training.evaluate import EvalReport, Evaluation, parse_candidates, parse_system
+from training.evaluate import EvalRun, Evaluation, parse_candidates, parse_system
 from training.item_cache import cache_file
 
 DOCS = {
@@ -43,7 +43,9 @@ def test_cli_reports_every_system_as_table_and_json(hand_set: Path, tmp_path: Pa
               "--candidates", "bm25:3", "--queries", "3", "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "NDCG@10" in result.output and "teacher@4" in result.output
-    report = msgspec.json.decode(out.read_bytes(), type=EvalReport)
+    run = msgspec.json.decode(out.read_bytes(), type=EvalRun)
+    assert len(run.reports) == 1 and run.skipped == [] and run.not_run == []
+    report = run.reports[0]
     assert [r.system for r in report.results] == ["bm25", "teacher", "mixlm", "teacher@4"]
     assert report.n_queries == 3 and len(report.query_ids) == 3
     for r in report.results:
