@@ -23,9 +23,12 @@ demo: install
 	$(BIN)/mixlm demo
 
 # Unit, contract and integration tests; integration talks to the real Kafka and Cassandra started here.
+# Servers that were already up (`mixlm services status` exits 0) are left running: others may be using them.
 test: install
-	$(BIN)/mixlm services up
-	$(BIN)/pytest -q; status=$$?; $(BIN)/mixlm services down; exit $$status
+	@if $(BIN)/mixlm services status >/dev/null 2>&1; then ours=; else ours=1; fi; \
+	$(BIN)/mixlm services up || exit $$?; \
+	$(BIN)/pytest -q; status=$$?; \
+	if [ -n "$$ours" ]; then $(BIN)/mixlm services down; fi; exit $$status
 
 test-unit: install
 	$(BIN)/pytest -q -m "not integration"

@@ -31,7 +31,7 @@ from mixlm.cli import settings_of
 from mixlm.schemas import JobUpdate
 from mixlm.settings import Settings
 
-DEFAULT_DATA = Path("/work/shared/data/jobs_linkedin_indeed/docs.jsonl")
+DEFAULT_DATA = Path("../shared/data/jobs_linkedin_indeed/docs.jsonl")  # the data folder beside the checkout
 POLL_S = 0.01
 
 

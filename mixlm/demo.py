@@ -43,9 +43,6 @@ def bm25_candidates(postings: list[JobUpdate], queries: list[DemoQuery], k: int)
     from training.datasets import Doc, Query, RelevanceSet
     from training.first_stage import bm25_candidates as top_bm25
 
-    import bm25s  # noqa: F401  (imported first: it sets its own logger to DEBUG on import)
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     rs = RelevanceSet(name="onet_demo", queries={q.query_id: Query(q.query_id, q.text) for q in queries},
                       docs={p.item_id: Doc(p.item_id, p.title, p.text) for p in postings}, qrels={})
     return top_bm25(rs, [q.query_id for q in queries], k=k)

@@ -140,7 +140,11 @@ def serve_in_thread(settings: Settings, model: MixLM, store: FeatureStore, port:
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=15)
-        sock.close()
+        if thread.is_alive():  # a request still running past the graceful timeout: stop waiting for it
+            server.force_exit = True
+            thread.join(timeout=5)
+        if not thread.is_alive():  # uvicorn closes the socket in its shutdown; this covers a failed start
+            sock.close()
 
     stack.callback(stop)
     deadline = time.monotonic() + RANKER_START_TIMEOUT_S
@@ -174,8 +178,11 @@ def wait_until_interrupted(ranker: RankerThread) -> None:
     """Serve until Ctrl-C (or SIGTERM); then the caller's ExitStack shuts the ranker down gracefully."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as cleanly as Ctrl-C
     try:
+        # Sleep, not thread.join(0.5): a Ctrl-C that lands inside join() makes CPython 3.11 release the live
+        # thread's state lock and mark it stopped, so the shutdown join returned at once and closed the socket
+        # under the running server (a traceback at exit).
         while ranker.thread.is_alive():
-            ranker.thread.join(0.5)
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:

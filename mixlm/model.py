@@ -104,7 +104,8 @@ class Ranker(nn.Module):
     def readout(self, hidden: torch.Tensor) -> torch.Tensor:
         # Only two rows of the LM head are needed: no [N, vocab] logits.
         head = self.lm.get_output_embeddings().weight[[self.yes_id, self.no_id]]
-        return hidden @ head.T
+        # In fp32 even for a bf16 model: bf16 logits put P(yes) on a coarse grid and whole rankings tie.
+        return hidden.float() @ head.float().T
 
     def forward_prefix_cached(self, prefix: torch.Tensor, items: Sequence[torch.Tensor]) -> torch.Tensor:
         """In-batch prefix caching (§5.2.2): prefix KV computed once, reused by every item. -> logits [n, 2]."""

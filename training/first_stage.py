@@ -6,6 +6,8 @@ Each index scores a query against every doc; candidates are the top k, minus doc
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,12 +18,19 @@ from training.datasets import RelevanceSet, doc_text
 Exclude = Mapping[str, set[str]]
 
 
+def _bm25s():
+    """bm25s, with its logger put back to WARNING: it sets itself to DEBUG on import and floods every command."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class BM25Index:
     """bm25s (Lucene BM25, k1=1.5, b=0.75) over title + text, lowercased, English stopwords removed."""
 
     def __init__(self, rs: RelevanceSet):
-        import bm25s
-
+        bm25s = _bm25s()
         self.rs = rs
         self.doc_ids = list(rs.docs)
         corpus = bm25s.tokenize([doc_text(rs.docs[d]) for d in self.doc_ids], stopwords="en", show_progress=False)
@@ -31,8 +40,7 @@ class BM25Index:
 
     def scores(self, query_ids: list[str]) -> np.ndarray:
         """[len(query_ids), n_docs] BM25 scores."""
-        import bm25s
-
+        bm25s = _bm25s()
         texts = [self.rs.queries[q].text for q in query_ids]
         tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
         out = np.zeros((len(query_ids), len(self.doc_ids)), dtype=np.float32)
