@@ -53,8 +53,11 @@ def test_demo_encodes_the_corpus_prints_a_ranked_table_per_query_and_skips_uncha
 
 
 def test_demo_serves_until_ctrl_c_then_stops_cleanly(tmp_path):
+    # A shell starts background jobs with SIGINT ignored and children inherit that (CI may run us so): give the
+    # demo the default disposition a terminal's foreground process has, so Ctrl-C means KeyboardInterrupt.
     proc = subprocess.Popen([*DEMO, "--top-k", "1"], env=demo_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url, seen = None, []
         deadline = time.monotonic() + 600

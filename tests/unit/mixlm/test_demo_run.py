@@ -12,6 +12,12 @@ def test_ctrl_c_while_serving_returns_and_leaves_the_ranker_thread_alive_until_i
     release = threading.Event()
     ranker = threading.Thread(target=release.wait, name="stand-in-ranker", daemon=True)
     ranker.start()
+    # pytest may run with SIGINT ignored (a shell's background job) or another handler: Ctrl-C must mean
+    # KeyboardInterrupt here, as in a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Never hang the suite: if the interrupt is lost, this ends the stand-in ranker and the assertion below fails.
+    watchdog = threading.Timer(30, release.set)
+    watchdog.start()
     # Ctrl-C delivered to the main thread while it waits, as a terminal delivers it.
     ctrl_c = threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     ctrl_c.start()
@@ -26,3 +32,5 @@ def test_ctrl_c_while_serving_returns_and_leaves_the_ranker_thread_alive_until_i
     finally:
         release.set()
         ctrl_c.cancel()
+        watchdog.cancel()
+        signal.signal(signal.SIGINT, previous)
