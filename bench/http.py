@@ -37,14 +37,6 @@ from mixlm.settings import Settings
 POOL_LIMIT = 20_000  # ids read from the store to sample requests from
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def seed_demo_corpus(settings: Settings, console: Console) -> str:
     """The shipped demo postings into the configured store, encoded the way `mixlm demo` does it (embedded bus,
     or Kafka + a `mixlm worker` when MIXLM_KAFKA_BOOTSTRAP is set); already stored items are skipped."""
@@ -206,12 +198,12 @@ def http(ctx, url, spawn, seed, concurrency, n_items, duration_s, n_requests, wa
     with ExitStack() as stack:
         proc = log = None
         if spawn:
+            from encoder_worker.launch import free_port, spawn_mixlm, stop_worker
+
             serving = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
             log = serve_log or settings.home / "bench" / "http-serve.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_bytes(b"")
-            from encoder_worker.launch import spawn_mixlm, stop_worker
-
             proc = spawn_mixlm(serving, log, "serve", "--log-level", "warning")
             stack.callback(stop_worker, proc)  # SIGTERM: uvicorn finishes in-flight requests, then exits
             url, pid = f"http://127.0.0.1:{serving.port}", proc.pid

@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from bench.http_load import rss_bytes
 from bench.results import record
 from mixlm.cli import settings_of
 from mixlm.schemas import JobUpdate
@@ -159,7 +160,7 @@ def pipeline(ctx, n_items, rate, encode_items, text_chars, data, burst, no_recor
 def _kafka_freshness(settings, store, model_version, postings, rate, run) -> list[float]:
     """Through a real topic and a `mixlm worker` child process (own topic and group per run)."""
     from encoder_worker.launch import spawn_worker
-    from ingest.admin import create_topics
+    from ingest.admin import create_topics, delete_topics
     from ingest.producer import JobProducer
 
     settings = settings.model_copy(update={"items_topic": f"{run}.items", "dlq_topic": f"{run}.dlq",
@@ -180,21 +181,7 @@ def _kafka_freshness(settings, store, model_version, postings, rate, run) -> lis
         producer.close()
         worker.terminate()
         worker.wait(30)
-        delete_run_topics(settings)
-
-
-def delete_run_topics(settings: Settings) -> None:
-    """The run's items and DLQ topics and Faust's own leader topic for its group."""
-    from kafka.admin import KafkaAdminClient
-
-    from ingest.kafka_config import kafka_config
-
-    admin = KafkaAdminClient(**kafka_config(settings))
-    try:
-        admin.delete_topics([settings.items_topic, settings.dlq_topic,
-                             f"{settings.consumer_group}-__assignor-__leader"], raise_errors=False)
-    finally:
-        admin.close()
+        delete_topics(settings)
 
 
 # --- burst: N updates at once, drained by a real worker ----------------------------------------------------
@@ -241,11 +228,10 @@ def group_offsets(admin, settings: Settings) -> tuple[int, int]:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident set size of a process from /proc (Linux), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    try:
+        return rss_bytes(pid) / 2**20
+    except ProcessLookupError:  # the worker died: the drain loop reports its exit right after
+        return 0.0
 
 
 def _wait_worker_ready(worker: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
@@ -354,6 +340,7 @@ def drop_run_store(settings: Settings) -> None:
 
 def burst_bench(settings: Settings, n: int, text_chars: int, data: Path, no_record: bool) -> None:
     from feature_store.base import open_store
+    from ingest.admin import delete_topics
 
     if not settings.kafka_bootstrap:
         raise click.ClickException("--burst needs Kafka: set MIXLM_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
@@ -371,7 +358,7 @@ def burst_bench(settings: Settings, n: int, text_chars: int, data: Path, no_reco
             store.close()
         stored = min(counts["items"], counts["item_embeddings"])
     finally:
-        delete_run_topics(settings)
+        delete_topics(settings)
         drop_run_store(settings)
     where = f"{settings.base_model} {settings.dtype} on {settings.resolved_device()}"
     store_name = "cassandra" if settings.cassandra_hosts else "sqlite"

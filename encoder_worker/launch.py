@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from mixlm.settings import Settings
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a child server, or a port to find closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

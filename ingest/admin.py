@@ -49,6 +49,17 @@ def create_topics(settings: Settings, replication_factor: int = 1) -> dict[str, 
         admin.close()
 
 
+def delete_topics(settings: Settings) -> None:
+    """Delete the settings' items and DLQ topics and Faust's leader topic for its group (runs and tests that
+    made topics of their own); topics that do not exist are ignored."""
+    admin = _admin(settings)
+    try:
+        admin.delete_topics([settings.items_topic, settings.dlq_topic,
+                             f"{settings.consumer_group}-__assignor-__leader"], raise_errors=False)
+    finally:
+        admin.close()
+
+
 def list_topics(settings: Settings) -> dict[str, int]:
     """Topic -> partition count (internal topics left out)."""
     admin = _admin(settings)

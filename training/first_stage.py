@@ -7,7 +7,6 @@ Each index scores a query against every doc; candidates are the top k, minus doc
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Mapping
 
 import numpy as np

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from encoder_worker.launch import free_port
 from mixlm.data import POSTINGS, demo_dir, load_postings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -21,12 +21,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MIXLM = [sys.executable, "-c", "from mixlm.cli import main; main()"]
 TITLES = {p.item_id: p.title for p in load_postings()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

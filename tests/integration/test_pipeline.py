@@ -25,7 +25,7 @@ from encoder_worker.backfill import run_backfill
 from encoder_worker.core import EncoderCore
 from encoder_worker.launch import settings_env, spawn_worker, stop_worker
 from feature_store.base import open_store
-from ingest.admin import create_topics
+from ingest.admin import create_topics, delete_topics
 from ingest.producer import JobProducer
 from mixlm import prompts
 from mixlm.cli import cli
@@ -273,7 +273,8 @@ def test_delete_and_tombstone_remove_items_from_what_rank_reads(pipeline, start_
 def test_topics_create_is_idempotent_and_list_shows_the_partitions(kafka_bootstrap, tiny_settings):
     run = uuid.uuid4().hex[:10]
     settings = tiny_settings.model_copy(update={"kafka_bootstrap": kafka_bootstrap, "items_topic": f"it.topics.{run}",
-                                                "dlq_topic": f"it.topics.{run}.dlq", "topic_partitions": 5})
+                                                "dlq_topic": f"it.topics.{run}.dlq", "topic_partitions": 5,
+                                                "consumer_group": f"it.topics.{run}"})
     runner, env = CliRunner(), settings_env(settings)
     try:
         first = runner.invoke(cli, ["topics", "create"], env=env)
@@ -283,9 +284,7 @@ def test_topics_create_is_idempotent_and_list_shows_the_partitions(kafka_bootstr
         assert f"it.topics.{run}\t5 partitions" in listed.output
         assert f"it.topics.{run}.dlq\t1 partitions" in listed.output
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        admin.delete_topics([settings.items_topic, settings.dlq_topic], raise_errors=False)
-        admin.close()
+        delete_topics(settings)
 
 
 def test_backfill_via_kafka_republishes_cold_items_and_the_worker_encodes_them(pipeline, start_worker, tiny_model):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
+from encoder_worker.launch import free_port
 from feature_store.base import FeatureStore, open_store
 from feature_store.sqlite import SQLiteStore
 from mixlm.codec import bytes_to_tokens, content_hash
@@ -320,12 +320,6 @@ def test_openapi_schemas_are_the_msgspec_schemas(tiny_settings, tiny_model, stor
 CASSANDRA_KEYSPACE = "mixlm_test_ranker"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.integration
 def test_rank_over_cassandra_matches_direct_scores_and_cold_starts(cassandra_hosts, tiny_settings, tiny_model):
     settings = tiny_settings.model_copy(update={"cassandra_hosts": cassandra_hosts,
@@ -357,7 +351,7 @@ def test_rank_over_cassandra_matches_direct_scores_and_cold_starts(cassandra_hos
 
 @pytest.mark.integration
 def test_unreachable_cassandra_starts_not_ready_and_answers_503(cassandra_hosts, tiny_settings, tiny_model):
-    settings = tiny_settings.model_copy(update={"cassandra_hosts": cassandra_hosts, "cassandra_port": _closed_port(),
+    settings = tiny_settings.model_copy(update={"cassandra_hosts": cassandra_hosts, "cassandra_port": free_port(),
                                                 "cassandra_connect_timeout_s": 1.0})
     with TestClient(create_app(settings, model=tiny_model)) as c:
         assert c.get("/healthz").status_code == 200
@@ -368,17 +362,13 @@ def test_unreachable_cassandra_starts_not_ready_and_answers_503(cassandra_hosts,
 
 
 # --- a real `mixlm serve` process with the real SmolLM2 weights -----------------------------------------
-def _free_port() -> int:
-    return _closed_port()
-
-
 @pytest.mark.real_model
 def test_mixlm_serve_process_ranks_with_the_real_weights(tmp_path, real_model):
     db = tmp_path / "store.sqlite"
     store = SQLiteStore(db)
     store.init()
     store.put_items(items())  # text only: the server cold-starts every item under its own model_version
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MIXLM_BASE_MODEL": "smollm2-135m", "MIXLM_WEIGHTS": "none", "MIXLM_DTYPE": "fp32",
            "MIXLM_DEVICE": "cpu", "MIXLM_SQLITE_PATH": str(db), "MIXLM_COLD_START_LIMIT": "16",
            "MIXLM_CASSANDRA_HOSTS": "[]", "MIXLM_PORT": str(port)}

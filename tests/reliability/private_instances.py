@@ -4,7 +4,6 @@ the shared servers on 9092/9042. A plain module, not a conftest: the test folder
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +11,6 @@ from pathlib import Path
 from mixlm.settings import Settings
 
 MIXLM = str(Path(sys.executable).parent / "mixlm")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def private_services(settings: Settings, server: str, *args: str) -> str:

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from encoder_worker.launch import spawn_worker, stop_worker
+from encoder_worker.launch import free_port, spawn_worker, stop_worker
 from feature_store.base import open_store
 from ingest.admin import create_topics
 from ingest.producer import JobProducer
 from mixlm.schemas import JobUpdate
 from mixlm.services import lifecycle, servers
 from mixlm.settings import Settings
-from private_instances import free_port, private_services
+from private_instances import private_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 # Enough before the restart that even a quiet machine is still encoding when the broker goes down.

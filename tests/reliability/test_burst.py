@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
-from bench.pipeline import burst_store_settings, burst_updates, delete_run_topics, drop_run_store, run_burst, stored_ids
+from bench.pipeline import burst_store_settings, burst_updates, drop_run_store, run_burst, stored_ids
 from feature_store.base import open_store
+from ingest.admin import delete_topics
 from mixlm.codec import content_hash
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -28,7 +29,7 @@ def burst_settings(tiny_settings, kafka_bootstrap, cassandra_hosts):
         "kafka_bootstrap": kafka_bootstrap, "cassandra_hosts": cassandra_hosts, "topic_partitions": 4,
         "worker_batch_size": 32, "worker_batch_timeout_s": 0.2}), run)
     yield s, run
-    delete_run_topics(s)
+    delete_topics(s)
     drop_run_store(s)
 
 

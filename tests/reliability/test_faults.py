@@ -19,13 +19,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from encoder_worker.core import EncoderCore, Message
+from encoder_worker.launch import free_port
 from feature_store.base import open_store
 from mixlm.codec import content_hash
 from mixlm.encoding import encode_rows
 from mixlm.errors import StoreUnavailable
 from mixlm.schemas import ItemText
 from mixlm.settings import Settings
-from private_instances import free_port, private_services
+from private_instances import private_services
 from ranker_service.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -147,9 +148,8 @@ def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_eve
     import uuid
 
     from encoder_worker.launch import spawn_worker, stop_worker
-    from ingest.admin import create_topics
+    from ingest.admin import create_topics, delete_topics
     from ingest.producer import JobProducer
-    from kafka.admin import KafkaAdminClient
     from mixlm.schemas import JobUpdate
     from mixlm.services import lifecycle, servers
 
@@ -195,11 +195,6 @@ def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_eve
     finally:
         stop_worker(worker)
         store.close()
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        try:
-            admin.delete_topics([settings.items_topic, settings.dlq_topic,
-                                 f"{settings.consumer_group}-__assignor-__leader"], raise_errors=False)
-        finally:
-            admin.close()
+        delete_topics(settings)
     print(f"faults: store outage under the worker survived (committed {paused_at}/{total} while down); "
           f"items lost 0")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from encoder_worker.launch import free_port
 from feature_store.sqlite import SQLiteStore
 from mixlm.codec import content_hash
 from mixlm.schemas import ItemText
@@ -23,12 +23,6 @@ from mixlm.settings import Settings
 
 KEY, WRONG = "k-9d2e-serve-secret", "k-9d2e-serve-secreX"
 TEXTS = {"py": "Python engineer, Berlin.", "nurse": "Night nurse, city hospital.", "chef": "Pastry chef, hotel."}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(240)
@@ -39,7 +33,7 @@ def test_sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_clean
     store.put_items([ItemText(item_id=k, title="", text=v, content_hash=content_hash("", v), updated_at=1)
                      for k, v in TEXTS.items()])  # text only: each request encodes (cold start), so it takes a while
     store.close()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXLM_")} | {
         "MIXLM_HOME": str(Settings().home), "MIXLM_BASE_MODEL": "tiny", "MIXLM_WEIGHTS": "none",
         "MIXLM_DTYPE": "fp32", "MIXLM_DEVICE": "cpu", "MIXLM_SQLITE_PATH": str(db), "MIXLM_PORT": str(port),

@@ -9,13 +9,14 @@ import logging
 
 import pytest
 
+from encoder_worker.launch import free_port
 from feature_store.base import open_store
 from mixlm.codec import content_hash
 from mixlm.encoding import encode_rows
 from mixlm.errors import StoreAuthenticationFailed, StoreUnavailable
 from mixlm.schemas import ItemText
 from mixlm.settings import Settings
-from private_instances import (SUPERUSER, free_port, make_tls_files, secured_cassandra_down, secured_cassandra_up)
+from private_instances import (SUPERUSER, make_tls_files, secured_cassandra_down, secured_cassandra_up)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 USER, PASSWORD = "mixlm_app", "app-pw-SECRET-7c1e"
