@@ -13,6 +13,7 @@ BENCHES = {
     "pipeline": "bench.pipeline:pipeline",
     "http": "bench.http:http",
     "quality": "bench.quality:quality",
+    "encoder": "bench.encoder_probe:encoder",
     "plot": "bench.plots:plot",
 }
 
@@ -30,4 +31,4 @@ class _Lazy(click.Group):
 
 @click.group(cls=_Lazy)
 def bench() -> None:
-    """Benchmarks (store, engine, pipeline, http, quality): results go to bench/RESULTS.md; `plot` redraws the PNGs."""
+    """Benchmarks (store, engine, pipeline, http, quality, encoder): results go to bench/RESULTS.md; `plot` redraws the PNGs."""

@@ -24,7 +24,7 @@ import torch
 from rich.progress import Progress
 
 from bench.plots import ENGINE_SECTION
-from bench.results import record
+from bench.results import record, record_option
 from mixlm.cli import settings_of
 from mixlm.model import Ranker
 from ranker_service.engines.native import STRATEGIES, run_strategy
@@ -128,7 +128,7 @@ def _csv(choices):
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default=None, help="MIXLM_DTYPE.")
 @click.option("--device", default=None, help="MIXLM_DEVICE (auto: cuda when available).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-@click.option("--record/--no-record", "do_record", default=True, show_default=True, help="Append to bench/RESULTS.md.")
+@record_option
 @click.pass_context
 def engine(ctx, models, items_as, strategies, items, requests, text_items, text_requests, raw_items, raw_requests,
            warmup, dtype, device, threads, do_record) -> None:

@@ -30,7 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.engine import percentile
 from bench.http_load import Tally, rss_bytes, run_load, sample_rss
-from bench.results import record
+from bench.results import record, record_option
 from mixlm.cli import settings_of
 from mixlm.settings import Settings
 
@@ -178,7 +178,7 @@ async def drive(url: str, headers: dict, timeout_s: float, queries: list[str], p
               help="Output of the spawned server (default <home>/bench/http-serve.log).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the report (with every RSS sample) as JSON.")
-@click.option("--record/--no-record", "do_record", default=True, show_default=True, help="Append to bench/RESULTS.md.")
+@record_option
 @click.pass_context
 def http(ctx, url, spawn, seed, concurrency, n_items, duration_s, n_requests, warmup, rss_every_s, pid, api_key,
          timeout_s, ready_timeout_s, serve_log, out, do_record) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from bench import plots
-from bench.results import RESULTS_DIR, record
+from bench.results import RESULTS_DIR, data_option, record, record_option
 from mixlm.cli import settings_of
 
 
@@ -29,8 +29,7 @@ def _ints(ctx, param, value: str) -> list[int]:
 
 
 @click.command("quality")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A relevance set folder, e.g. ../shared/data/onet_titles.")
+@data_option
 @click.option("--queries", "n_queries", default=30, show_default=True, type=click.IntRange(min=1),
               help="Deterministic query sample (small by default: a 2-core CPU scores ~100 full-text items/s).")
 @click.option("--candidates", default="biencoder:10", show_default=True,
@@ -41,7 +40,7 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--weights", default=None, help="'auto', 'none' or a folder (MIXLM_WEIGHTS).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG to write (default bench/quality_<set>.png).")
-@click.option("--record/--no-record", "do_record", default=True, show_default=True, help="Append to bench/RESULTS.md.")
+@record_option
 @click.pass_context
 def quality(ctx, data_dir: Path, n_queries: int, candidates: str, ts_values: list[int], summary_tokens: int,
             weights: str | None, plot_path: Path | None, do_record: bool) -> None:

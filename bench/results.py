@@ -10,6 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import click
+
 RESULTS_DIR = Path(__file__).resolve().parent
 RESULTS_MD = RESULTS_DIR / "RESULTS.md"
 RESULTS_JSONL = RESULTS_DIR / "results.jsonl"
@@ -77,3 +79,11 @@ def _fmt(v) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
+
+
+# Options several benchmarks share, so they read and document the same way everywhere.
+record_option = click.option("--record/--no-record", "do_record", default=True, show_default=True,
+                             help="Append to bench/RESULTS.md.")
+data_option = click.option("--data", "data_dir", required=True,
+                           type=click.Path(exists=True, file_okay=False, path_type=Path),
+                           help="A relevance set folder, e.g. ../shared/data/onet_titles.")

@@ -139,6 +139,8 @@ class MixLM:
     ranker: Ranker
     model_version: str
     max_item_text_tokens: int = 512
+    # Only `mixlm bench encoder` changes this (to compare templates); it is part of model_version via the prompts.
+    encoder_tail: str = prompts.ENCODER_SUFFIX
     _suffix: list[int] | None = field(default=None, repr=False)
 
     @property
@@ -180,7 +182,10 @@ class MixLM:
 
     def tokenize_items(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder inputs, right-padded: ids [B, L] and attention mask [B, L]."""
-        rows = [self.ids(prompts.encoder_input(t), self.max_item_text_tokens) for t in texts]
+        rows = []
+        for text in texts:
+            head, tail = prompts.encoder_input(text, self.encoder_tail)
+            rows.append(torch.cat([self.ids(head, self.max_item_text_tokens), self.ids(tail)]))
         width = max(r.shape[0] for r in rows)
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
         mask = torch.zeros_like(ids)

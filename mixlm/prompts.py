@@ -10,8 +10,13 @@ from __future__ import annotations
 SYSTEM = "[SYSTEM] : Output only 'Yes' or 'No' based on how well the job matches the query; no extra text."
 ITEM_SUFFIX = "\nyes or no ?"
 ENCODER_PREFIX = "Item information: "
+# Not in the paper: a fixed tail after the (truncated) item text, so the last token's state, which is the item
+# token at T_S = 1, is a summary of the item rather than a guess at the next word of a cut-off description
+# (the PromptEOL trick for decoder embeddings). Zero-shot, base SmolLM2, onet_titles full corpus: NDCG@10 0.036
+# without it, 0.248 with it (`mixlm bench encoder`; bench/RESULTS.md, "encoder template").
+ENCODER_SUFFIX = '\nThis job in one word: "'
 # Changing any template changes what the trained weights expect: it is part of model_version.
-PROMPT_VERSION = "p1"
+PROMPT_VERSION = "p2"
 
 
 def item_text(title: str, text: str, fields: dict[str, str] | None = None) -> str:
@@ -34,6 +39,6 @@ def teacher_prompt(query: str, item: str, user_context: str | None = None) -> st
     return ranker_prefix(query, user_context) + item + ITEM_SUFFIX
 
 
-def encoder_input(item: str) -> str:
-    """The encoder LLM's input (§4.2.3)."""
-    return ENCODER_PREFIX + item
+def encoder_input(item: str, tail: str = ENCODER_SUFFIX) -> tuple[str, str]:
+    """The encoder LLM's input (§4.2.3) as (head, tail): the head may be truncated, the tail always follows it."""
+    return ENCODER_PREFIX + item, tail

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     )
     n_item_tokens: int = Field(1, ge=1, le=64, description="T_S: embedding tokens kept per item (last-N sampling, paper §3).")
     store_dtype: Literal["bf16", "fp16"] = Field("bf16", description="dtype of item tokens in the feature store.")
-    max_item_text_tokens: int = Field(512, ge=8, description="Encoder input is truncated to this many tokens.")
+    max_item_text_tokens: int = Field(512, ge=8, description="Item text is cut to this many tokens (the encoder template's tail follows).")
 
     # --- Kafka (empty bootstrap = embedded in-process bus) -----------------------------------
     kafka_bootstrap: str = Field("", description="Kafka bootstrap servers, e.g. 127.0.0.1:9092. Empty = in-process bus.")

@@ -103,6 +103,10 @@ class Stage3Config(StageConfig):
         ]
     )
     encoder_lr: float | None = None  # None = lr
+    # Weight of the listwise distillation from the teacher's per-group ordering (training/losses.py), scaled like
+    # the pointwise distillation by the phase's distill weight; 0 = the paper's pointwise distillation only.
+    distill_listwise: float = 0.0
+    distill_temperature: float = 1.0
 
 
 class EvalConfig(Struct):
@@ -148,17 +152,45 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
-def load_config(name_or_path: str | Path) -> TrainConfig:
-    """A preset name (tiny, cpu, gpu) or a path to a TOML file."""
+def _config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESETS_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         raise ConfigError(f"no training config {path} (presets: {', '.join(preset_names())})")
+    return path
+
+
+def merged(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` laid over it, tables merged key by key (lists and values replaced)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _raw_config(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The TOML table of ``path``; ``extends = "<preset or path>"`` starts from that config and overrides it."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to itself")
     try:
         raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    base = _config_path(parent if Path(parent).suffix == "" else path.parent / parent)
+    return merged(_raw_config(base, (*seen, path.resolve())), raw)
+
+
+def load_config(name_or_path: str | Path) -> TrainConfig:
+    """A preset name (tiny, cpu, cpu-long, gpu) or a path to a TOML file."""
+    path = _config_path(name_or_path)
+    raw = _raw_config(path)
+    try:
         return msgspec.convert(raw, TrainConfig).validate()
-    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as e:
+    except msgspec.ValidationError as e:
         raise ConfigError(f"{path}: {e}") from e
 
 

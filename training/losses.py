@@ -27,18 +27,43 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return kl_to_target(logits, labels)
 
 
+def log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """The yes-vs-no log-odds of each item: the score a ranking is sorted by."""
+    return logits.float()[:, 0] - logits.float()[:, 1]
+
+
+def group_cross_entropy(scores: torch.Tensor, targets: torch.Tensor, group_sizes: list[int]) -> torch.Tensor:
+    """Mean over groups of CE(target distribution || softmax(scores)) within each group; ``targets`` [N] are
+    non-negative weights, normalised per group. Groups whose targets sum to 0 carry no signal and are skipped."""
+    losses = []
+    for s, t in zip(scores.split(group_sizes), targets.float().split(group_sizes)):
+        if t.sum() > 0:
+            losses.append(-(t / t.sum() * F.log_softmax(s, dim=0)).sum())
+    return torch.stack(losses).mean() if losses else scores.sum() * 0.0
+
+
 def listwise_loss(logits: torch.Tensor, labels: torch.Tensor, group_sizes: list[int]) -> torch.Tensor:
     """Softmax cross-entropy over each query group's log-odds against its labels normalised to sum 1.
 
     Not in the paper: the pointwise KL alone learns the 1-in-8 base rate long before it learns to order a
     group, which a small CPU budget never gets past; ranking the group directly gives every step a ranking
     signal. Groups without a relevant item carry no target and are skipped."""
-    log_odds = logits.float()[:, 0] - logits.float()[:, 1]
-    losses = []
-    for scores, target in zip(log_odds.split(group_sizes), labels.float().split(group_sizes)):
-        if target.sum() > 0:
-            losses.append(-(target / target.sum() * F.log_softmax(scores, dim=0)).sum())
-    return torch.stack(losses).mean() if losses else log_odds.sum() * 0.0
+    return group_cross_entropy(log_odds(logits), labels, group_sizes)
+
+
+def listwise_distill_loss(logits: torch.Tensor, teacher_p_yes: torch.Tensor, group_sizes: list[int],
+                          temperature: float = 1.0) -> torch.Tensor:
+    """The teacher's whole ordering of each group as the target: CE(softmax(teacher log-odds / T) || softmax(
+    student log-odds / T)) * T^2 (Hinton's scaling, so T does not change the gradient's size).
+
+    Not in the paper: its pointwise distillation matches each P(yes) alone, and a teacher whose P(yes) sit close
+    together gives that loss almost no ranking signal; the listwise form passes on how the teacher ranks the
+    negatives too, not only which item is the positive."""
+    p = teacher_p_yes.float().clamp(1e-6, 1 - 1e-6)
+    teacher = torch.log(p) - torch.log1p(-p)
+    sizes = list(group_sizes)
+    targets = torch.cat([F.softmax(t / temperature, dim=0) for t in teacher.split(sizes)])
+    return group_cross_entropy(log_odds(logits) / temperature, targets, sizes) * temperature**2
 
 
 def distill_loss(logits: torch.Tensor, teacher_p_yes: torch.Tensor) -> torch.Tensor:

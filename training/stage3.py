@@ -13,7 +13,7 @@ import torch
 
 from mixlm.model import MixLM, p_yes, pack
 from training.config import TrainConfig
-from training.losses import listwise_loss, stage3_loss
+from training.losses import listwise_distill_loss, listwise_loss, stage3_loss
 from training.loop import History, run_loop, visited
 from training.pairs import QueryGroup
 from training.stage2 import group_sizes, labels_of, text_forward
@@ -66,6 +66,10 @@ def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: Te
             listwise = listwise_loss(logits, labels, group_sizes(batch))
             loss = loss + cfg.stage3.listwise * phase.sft * listwise
             parts["listwise"] = float(listwise.detach())
+        if cfg.stage3.distill_listwise:
+            ranked = listwise_distill_loss(logits, teacher_p, group_sizes(batch), cfg.stage3.distill_temperature)
+            loss = loss + cfg.stage3.distill_listwise * phase.distill * ranked
+            parts["distill_listwise"] = float(ranked.detach())
         return loss, parts, len(logits)
 
     encoder_params = trainable_parameters(mix.encoder)

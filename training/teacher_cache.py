@@ -33,12 +33,15 @@ class TeacherCache:
 
 def build_teacher_cache(mix: MixLM, groups: list[QueryGroup], path: Path, with_hidden: bool,
                         chunk_groups: int = 4, save_every: int = 50, progress: bool = True) -> TeacherCache:
-    """Run the teacher (no grad) over every group once; resumes from a partial file at ``path``."""
-    state = torch.load(path, weights_only=True) if path.exists() else {"keys": [], "p_yes": [], "hidden": [], "done": 0}
-    done = state["done"]
+    """Run the teacher (no grad) over every group once. A file already at ``path`` (a killed run, or a longer
+    stage III over the same teacher) is reused: only groups with a pair it lacks are run."""
+    state = torch.load(path, weights_only=True) if path.exists() else {"keys": [], "p_yes": [], "hidden": []}
+    known = set(state["keys"])
+    todo = [g for g in groups if any(g.key(item) not in known for item in g.items)]
     was_training = mix.ranker.training
     mix.ranker.eval()
-    bar = tqdm(total=len(groups), initial=done, desc="teacher predictions", unit="query", disable=not progress)
+    bar = tqdm(total=len(groups), initial=len(groups) - len(todo), desc="teacher predictions", unit="query",
+               disable=not progress)
 
     def save() -> None:
         tmp = path.with_suffix(".tmp")
@@ -46,19 +49,19 @@ def build_teacher_cache(mix: MixLM, groups: list[QueryGroup], path: Path, with_h
         tmp.replace(path)
 
     with torch.no_grad():
-        for s in range(done, len(groups), chunk_groups):
-            chunk = groups[s : s + chunk_groups]
+        for s in range(0, len(todo), chunk_groups):
+            chunk = todo[s : s + chunk_groups]
             logits, hidden = text_forward(mix, chunk)
             state["keys"] += [g.key(item) for g in chunk for item in g.items]
             state["p_yes"].append(p_yes(logits).cpu())
             if with_hidden:
                 state["hidden"].append(hidden.float().cpu().to(torch.bfloat16))
-            state["done"] = s + len(chunk)
             bar.update(len(chunk))
             if (s // chunk_groups + 1) % save_every == 0:
                 save()
     bar.close()
-    save()
+    if todo or not path.exists():
+        save()
     mix.ranker.train(was_training)
     hidden = torch.cat(state["hidden"]).float() if with_hidden and state["hidden"] else None
     log.info("teacher cache: %d pairs at %s", len(state["keys"]), path)

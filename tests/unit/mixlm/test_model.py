@@ -39,6 +39,19 @@ def test_encoder_keeps_last_n_hidden_states(tiny_model):
     assert torch.allclose(tokens[0, 0], hidden[0, last[0]]) and torch.allclose(tokens[1, 0], hidden[1, last[1]])
 
 
+def test_a_cut_item_text_still_ends_with_the_template_tail(tiny_model):
+    from dataclasses import replace
+
+    from mixlm import prompts
+
+    cut = replace(tiny_model, max_item_text_tokens=8)
+    tail = cut.ids(prompts.ENCODER_SUFFIX).tolist()
+    ids, mask = cut.tokenize_items(["a very long item description " * 20, "short"])
+    for row, m in zip(ids, mask):
+        kept = row[m.bool()].tolist()
+        assert kept[-len(tail):] == tail and len(kept) <= 8 + len(tail)
+
+
 def test_encoding_is_independent_of_batch_padding(tiny_model):
     alone = tiny_model.encode_items([TEXTS[0]])
     batched = tiny_model.encode_items(TEXTS)

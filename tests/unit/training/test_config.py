@@ -35,3 +35,18 @@ def test_unknown_keys_and_bad_phase_fractions_are_rejected(tmp_path):
 def test_a_missing_preset_names_the_ones_there_are():
     with pytest.raises(ConfigError, match="tiny"):
         load_config("nope")
+
+
+def test_extends_lays_a_config_over_its_base(tmp_path):
+    child = tmp_path / "child.toml"
+    child.write_text('extends = "cpu"\nname = "child"\n[stage3]\nsteps = 7\n')
+    cfg, base = load_config(child), load_config("cpu")
+    assert cfg.name == "child" and cfg.stage3.steps == 7
+    assert cfg.stage3.lr == base.stage3.lr and cfg.data == base.data  # untouched keys come from the base
+
+
+def test_an_extends_loop_is_an_error(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\nname = "a"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\nname = "b"\n')
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(tmp_path / "a.toml")

@@ -11,6 +11,7 @@ from training.config import Phase
 from training.losses import (
     hidden_alignment_loss,
     kl_to_target,
+    listwise_distill_loss,
     listwise_loss,
     prediction_alignment_loss,
     stage3_loss,
@@ -90,3 +91,22 @@ def test_listwise_loss_skips_groups_without_a_relevant_item():
     both = listwise_loss(logits, torch.tensor([1.0, 0.0, 0.0, 0.0]), [2, 2])
     assert both == pytest.approx(float(only_first))
     assert listwise_loss(logits, torch.zeros(4), [2, 2]) == 0.0
+
+
+def test_listwise_distillation_is_smallest_when_the_student_orders_like_the_teacher():
+    teacher = torch.tensor([0.9, 0.2, 0.05, 0.6])
+    same = listwise_distill_loss(logits_for(teacher), teacher, [4])
+    reversed_ = listwise_distill_loss(logits_for(teacher.flip(0)), teacher, [4])
+    assert same < reversed_
+    # Its minimum is the entropy of the teacher's group distribution: the gradient there is zero.
+    student = logits_for(teacher).clone().requires_grad_(True)
+    listwise_distill_loss(student, teacher, [4]).backward()
+    assert student.grad.abs().max().item() < 1e-5
+
+
+def test_listwise_distillation_uses_each_group_on_its_own():
+    teacher = torch.tensor([0.9, 0.1, 0.1, 0.9])
+    one_by_one = (listwise_distill_loss(logits_for(torch.tensor([0.5, 0.5])), teacher[:2], [2])
+                  + listwise_distill_loss(logits_for(torch.tensor([0.5, 0.5])), teacher[2:], [2])) / 2
+    together = listwise_distill_loss(logits_for(torch.full((4,), 0.5)), teacher, [2, 2])
+    assert together.item() == pytest.approx(one_by_one.item(), rel=1e-6)

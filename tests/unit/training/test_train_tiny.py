@@ -161,3 +161,21 @@ def test_service_encodes_at_the_trained_text_length_unless_overridden(trained):
     explicit = Settings(home=settings.home, base_model="tiny", dtype="fp32", device="cpu", weights=str(result.folder),
                         max_item_text_tokens=trained_len + 7)
     assert build_mixlm(explicit).max_item_text_tokens == trained_len + 7
+
+
+def test_teacher_cache_reuses_the_pairs_it_has_and_runs_only_new_groups(trained, tmp_path, monkeypatch):
+    import training.teacher_cache as tc
+
+    result, _, _ = trained
+    mix, groups = result.model, result.data.groups[:4]
+    fresh = tc.build_teacher_cache(mix, groups, tmp_path / "fresh.pt", with_hidden=True, chunk_groups=1, progress=False)
+    tc.build_teacher_cache(mix, groups[:2], tmp_path / "grown.pt", with_hidden=True, chunk_groups=1, progress=False)
+    ran = []
+    real = tc.text_forward
+    monkeypatch.setattr(tc, "text_forward", lambda m, chunk: ran.extend(g.query for g in chunk) or real(m, chunk))
+    # A longer run visits more groups, in another order: only the two it lacks are run.
+    grown = tc.build_teacher_cache(mix, groups[::-1], tmp_path / "grown.pt", with_hidden=True, chunk_groups=1,
+                                   progress=False)
+    assert sorted(ran) == sorted(g.query for g in groups[2:])
+    for a, b in zip(fresh.lookup(groups, "cpu"), grown.lookup(groups, "cpu")):
+        torch.testing.assert_close(a, b)
