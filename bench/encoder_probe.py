@@ -32,18 +32,17 @@ def encoder(ctx, data_dir: Path, n_queries: int, weights: str, max_item_tokens: 
     """Zero-shot retrieval by item-token cosine, with and without the encoder template's tail."""
     from mixlm import prompts
     from mixlm.weights import build_mixlm
-    from training.datasets import doc_text, load_relevance_set, sample_queries
+    from training.datasets import load_relevance_set, sample_queries
 
     settings = settings_of(ctx, weights=weights, max_item_text_tokens=max_item_tokens)
     rs = load_relevance_set(data_dir)
     query_ids = sample_queries(rs, n_queries)
     mix = build_mixlm(settings)
-    docs = list(rs.docs)
     rows = []
     for label, tail in (("with tail", prompts.ENCODER_SUFFIX), ("without tail (paper)", "")):
         mix.encoder_tail = tail
         start = time.perf_counter()
-        metrics = retrieval_metrics(mix, rs, docs, query_ids, [doc_text(rs.docs[d]) for d in docs])
+        metrics = retrieval_metrics(mix, rs, query_ids)
         rows.append([label, repr(tail), round(metrics["NDCG@10"], 4), round(metrics["MRR@10"], 4),
                      round(metrics["Recall@50"], 4), round(time.perf_counter() - start, 1)])
     header = ["encoder input", "tail", "NDCG@10", "MRR@10", "Recall@50", "seconds"]
@@ -51,25 +50,24 @@ def encoder(ctx, data_dir: Path, n_queries: int, weights: str, max_item_tokens: 
         click.echo("  ".join(str(v) for v in row))
     if do_record:
         record(f"encoder template ({rs.name})", header, rows,
-               note=f"zero-shot retrieval over all {len(docs)} docs by item-token cosine, {len(query_ids)} queries, "
+               note=f"zero-shot retrieval over all {len(rs.docs)} docs by item-token cosine, {len(query_ids)} queries, "
                     f"weights={settings.weights}, T_S={mix.encoder.n_tokens}, items cut to {mix.max_item_text_tokens} "
                     f"tokens; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end")
 
 
-def retrieval_metrics(mix, rs, docs: list[str], query_ids: list[str], doc_texts: list[str]) -> dict[str, float]:
+def retrieval_metrics(mix, rs, query_ids: list[str]) -> dict[str, float]:
     """Rank every doc for each query by the centred cosine of their item tokens -> NDCG@10, MRR@10, Recall@50."""
     import torch.nn.functional as F
 
-    from training.datasets import excluded_docs
+    from training.datasets import doc_text, excluded_docs
+    from training.first_stage import top_k
     from training.metrics import mean_metrics
 
-    def tokens(texts: list[str]):
+    def unit_tokens(texts: list[str]):
         flat = mix.encode_items(texts).float().flatten(1)
-        return flat - flat.mean(0)
+        return F.normalize(flat - flat.mean(0), dim=-1)
 
-    doc_vecs = F.normalize(tokens(doc_texts), dim=-1)
-    query_vecs = F.normalize(tokens([rs.queries[q].text for q in query_ids]), dim=-1)
-    order = (query_vecs @ doc_vecs.T).argsort(dim=1, descending=True)[:, :60].tolist()
-    skip = excluded_docs(rs, query_ids)
-    rankings = {q: [docs[i] for i in row if docs[i] not in skip.get(q, ())][:50] for q, row in zip(query_ids, order)}
+    docs = list(rs.docs)
+    cosine = unit_tokens([rs.queries[q].text for q in query_ids]) @ unit_tokens([doc_text(rs.docs[d]) for d in docs]).T
+    rankings = top_k(docs, cosine.cpu().numpy(), query_ids, 50, excluded_docs(rs, query_ids))
     return mean_metrics(rs.qrels, rankings, query_ids)

@@ -182,10 +182,8 @@ class MixLM:
 
     def tokenize_items(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder inputs, right-padded: ids [B, L] and attention mask [B, L]."""
-        rows = []
-        for text in texts:
-            head, tail = prompts.encoder_input(text, self.encoder_tail)
-            rows.append(torch.cat([self.ids(head, self.max_item_text_tokens), self.ids(tail)]))
+        tail = self.ids(self.encoder_tail)
+        rows = [torch.cat([self.ids(prompts.encoder_input(t), self.max_item_text_tokens), tail]) for t in texts]
         width = max(r.shape[0] for r in rows)
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
         mask = torch.zeros_like(ids)

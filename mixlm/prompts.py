@@ -39,6 +39,6 @@ def teacher_prompt(query: str, item: str, user_context: str | None = None) -> st
     return ranker_prefix(query, user_context) + item + ITEM_SUFFIX
 
 
-def encoder_input(item: str, tail: str = ENCODER_SUFFIX) -> tuple[str, str]:
-    """The encoder LLM's input (§4.2.3) as (head, tail): the head may be truncated, the tail always follows it."""
-    return ENCODER_PREFIX + item, tail
+def encoder_input(item: str) -> str:
+    """The encoder LLM's input (§4.2.3) before its tail: the part that may be cut; ENCODER_SUFFIX always follows."""
+    return ENCODER_PREFIX + item

@@ -20,6 +20,7 @@ def test_user_context_goes_into_the_shared_prefix():
 
 
 def test_encoder_input_and_item_text():
-    assert prompts.encoder_input("x") == ("Item information: x", '\nThis job in one word: "')
+    assert prompts.encoder_input("x") == "Item information: x"
+    assert prompts.ENCODER_SUFFIX == '\nThis job in one word: "'
     assert prompts.item_text("Nurse", "Cares.", {"location": "Oslo", "company": ""}) == "Nurse (location: Oslo)\nCares."
     assert prompts.item_text("", "Only text") == "Only text"
