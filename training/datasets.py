@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Collection
 from pathlib import Path
 
 import msgspec
@@ -107,9 +108,11 @@ def doc_text(doc: Doc) -> str:
     return item_text(doc.title, doc.text)
 
 
-def sample_queries(rs: RelevanceSet, n: int | None, seed: int = 0) -> list[str]:
-    """Up to n judged query ids, the same ones for the same (set, n, seed); all of them when n is None."""
-    judged = sorted(q for q in rs.qrels if rs.qrels[q])
+def sample_queries(rs: RelevanceSet, n: int | None, seed: int = 0, exclude: Collection[str] = ()) -> list[str]:
+    """Up to n judged query ids not in ``exclude``, the same ones for the same (set, n, seed, exclude); all of
+    them when n is None."""
+    left_out = set(exclude)
+    judged = sorted(q for q in rs.qrels if rs.qrels[q] and q not in left_out)
     if n is None or n >= len(judged):
         return judged
     return sorted(random.Random(seed).sample(judged, n))

@@ -61,6 +61,9 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
                  out: Path | None, weights: str | None, n_item_tokens: int | None, record: bool) -> None:
     """Evaluate ranking systems on relevance sets: NDCG@10, MRR@10, Recall@50 (graded gains).
 
+    Queries a weight set was trained on are left out of the samples (of every system, so they stay comparable):
+    those of the weight set evaluated, or with --weights none of the newest one.
+
     Item tokens (MixLM) and bi-encoder doc embeddings are cached under MIXLM_HOME/cache by content hash and
     model version, so a second run over the same sets only scores.
     """
@@ -75,7 +78,12 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
         click.echo(f"skipped {s.folder}: {s.reason}", err=True)
     run = EvalRun(str(data_dir), [], skipped, [f.resolve().name for f in folders])
     try:
-        for report in evaluate_sets(folders, settings, systems, candidates, n_queries or None, seed):
+        held_out_of = _training_manifest(settings)
+    except FileNotFoundError as e:
+        raise click.BadParameter(str(e), param_hint="--weights") from e
+    try:
+        for report in evaluate_sets(folders, settings, systems, candidates, n_queries or None, seed,
+                                    held_out_of=held_out_of):
             run.reports.append(report)
             run.not_run.remove(report.data_set)
             _finished_set(report, settings, out, run, record)
@@ -94,9 +102,22 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
             click.echo(f"skipped {len(skipped)} folder(s) without a whole set: {names}", err=True)
 
 
+def _training_manifest(settings) -> dict | None:
+    """The manifest of the weight set whose training queries are left out of the samples: the one evaluated, or
+    with --weights none the newest one, so that the untrained base is scored on the trained model's queries."""
+    from mixlm.weights import find_weights
+    from training.weights_io import read_manifest
+
+    if settings.weights == "none":
+        settings = settings.model_copy(update={"weights": "auto"})
+    folder = find_weights(settings)
+    return read_manifest(folder) if folder is not None else None
+
+
 def _finished_set(report: EvalReport, settings, out: Path | None, run: EvalRun, record: bool) -> None:
     """Write what is done so far as soon as a set finishes: a long run that is stopped keeps its sets."""
-    click.echo(f"done: {report.data_set} ({report.n_queries} queries, {report.first_stage})", err=True)
+    left_out = f", {report.trained_on} training queries left out" if report.trained_on else ""
+    click.echo(f"done: {report.data_set} ({report.n_queries} queries, {report.first_stage}{left_out})", err=True)
     if report.interrupted:
         click.echo(f"interrupted: {report.data_set}: not scored: {', '.join(report.interrupted)}", err=True)
     if out is not None:
@@ -108,6 +129,7 @@ def _finished_set(report: EvalReport, settings, out: Path | None, run: EvalRun, 
 
         header, rows = report_table(report)
         note = f"model_version {report.model_version}; weights={settings.weights}; T_S={settings.n_item_tokens}"
+        note += f"; sample drawn without the {report.trained_on} queries the weight set was trained on"
         # The CPU may be shared: the load average says how much of it this run had.
         note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"
         if report.interrupted:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -26,6 +26,7 @@ from training.datasets import (DOCS, QRELS, QUERIES, RelevanceSet, doc_text, exc
                                sample_queries)
 from training.item_cache import encoded_items
 from training.metrics import MEASURES, mean_metrics, rank
+from training.pairs import trained_on
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class EvalReport(msgspec.Struct):
     results: list[SystemResult]
     query_ids: list[str]
     interrupted: list[str] = []  # systems not finished because the run was interrupted (Ctrl-C)
+    trained_on: int = 0  # judged queries left out of the sample because the weight set was trained on them
 
 
 class SkippedFolder(msgspec.Struct):
@@ -89,11 +91,13 @@ class Evaluation:
     """One data set, one query sample, one candidate list; systems are scored against it one by one."""
 
     def __init__(self, rs: RelevanceSet, settings: Settings, candidates: str = "bm25:50",
-                 n_queries: int | None = None, seed: int = 0, cache_dir: Path | None = None):
+                 n_queries: int | None = None, seed: int = 0, cache_dir: Path | None = None,
+                 exclude: Collection[str] = ()):
         self.rs, self.settings, self.seed = rs, settings, seed
         self.first_stage_spec = candidates
         self.source, self.k = parse_candidates(candidates)
-        self.query_ids = sample_queries(rs, n_queries, seed)
+        self.excluded = len(set(exclude) & {q for q in rs.qrels if rs.qrels[q]})
+        self.query_ids = sample_queries(rs, n_queries, seed, exclude)
         if not self.query_ids:
             raise ValueError(f"{rs.name}: no judged queries to evaluate")
         self.cache_dir = cache_dir or settings.home / "cache"
@@ -147,7 +151,7 @@ class Evaluation:
     def _report(self, results: list[SystemResult], interrupted: list[str]) -> EvalReport:
         version = self._model.model_version if self._model is not None else None
         return EvalReport(self.rs.name, self.first_stage_spec, len(self.query_ids), self.seed, version, results,
-                          self.query_ids, interrupted)
+                          self.query_ids, interrupted, self.excluded)
 
     def run_system(self, spec: str) -> SystemResult:
         name, arg = parse_system(spec)
@@ -230,12 +234,16 @@ def find_sets(root: Path) -> tuple[list[Path], list[SkippedFolder]]:
 
 
 def evaluate_sets(folders: Sequence[Path], settings: Settings, systems: Sequence[str], candidates: str = "bm25:50",
-                  n_queries: int | None = None, seed: int = 0, cache_dir: Path | None = None) -> Iterator[EvalReport]:
-    """One report per set, in order, the MixLM built once and shared. Stops after a set that was interrupted."""
+                  n_queries: int | None = None, seed: int = 0, cache_dir: Path | None = None,
+                  held_out_of: dict | None = None) -> Iterator[EvalReport]:
+    """One report per set, in order, the MixLM built once and shared. Stops after a set that was interrupted.
+    ``held_out_of``: a weight set's manifest; the queries it was trained on are left out of every sample."""
     model = None
     for folder in folders:
-        evaluation = Evaluation(load_relevance_set(folder), settings, candidates=candidates, n_queries=n_queries,
-                                seed=seed, cache_dir=cache_dir)
+        rs = load_relevance_set(folder)
+        exclude = trained_on(held_out_of, rs) if held_out_of else []
+        evaluation = Evaluation(rs, settings, candidates=candidates, n_queries=n_queries, seed=seed,
+                                cache_dir=cache_dir, exclude=exclude)
         if model is not None:
             evaluation.use_model(model)
         report = evaluation.run(systems)

@@ -114,6 +114,15 @@ def split_by_query(rs: RelevanceSet, n_dev: int, n_train: int | None, seed: int)
     return train, dev
 
 
+def trained_on(manifest: dict, rs: RelevanceSet) -> list[str]:
+    """The queries of ``rs`` a weight set was trained on, from its manifest's data config (the split is a pure
+    function of it), so an evaluation can leave them out."""
+    data = manifest.get("config", {}).get("data", {})
+    if rs.name not in data.get("sets", []):
+        return []
+    return split_by_query(rs, data["dev_queries"], data["train_queries"], data["seed"])[0]
+
+
 def mine_candidates(rs: RelevanceSet, query_ids: list[str], cfg: DataConfig, settings: Settings | None) -> dict[str, dict[str, list[str]]]:
     """First-stage top-k per query, per source (bm25, biencoder)."""
     from training import first_stage

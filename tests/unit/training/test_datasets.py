@@ -68,6 +68,14 @@ def test_sample_queries_is_deterministic_and_only_returns_judged_queries():
     assert any(sample_queries(rs, 5, seed=s) != first for s in range(10))
 
 
+def test_sample_queries_never_returns_an_excluded_query():
+    rs = _set()
+    excluded = sample_queries(rs, 3, seed=1)
+    for seed in range(10):
+        assert not set(sample_queries(rs, 5, seed, exclude=excluded)) & set(excluded)
+    assert sample_queries(rs, None, exclude=excluded) == sorted(set(rs.qrels) - set(excluded))
+
+
 def test_doc_text_joins_title_and_text():
     assert doc_text(Doc("d", "Nurse", "Cares for patients.")) == "Nurse\nCares for patients."
 

@@ -93,3 +93,38 @@ def test_one_model_serves_every_set_and_a_second_run_encodes_nothing(data_root: 
     second = list(evaluate_sets(folders, tiny_settings, ["mixlm"], "bm25:3", cache_dir=cache))
     assert all(r.results[0].encode_s == 0.0 for r in second)  # item tokens come from the cache
     assert [r.results[0].metrics for r in second] == [r.results[0].metrics for r in first]
+
+
+def test_queries_the_newest_weight_set_was_trained_on_are_left_out_of_the_sample(data_root: Path, tmp_path: Path,
+                                                                                  tiny_settings: Settings):
+    from training.config import DataConfig
+    from training.datasets import load_relevance_set
+    from training.pairs import split_by_query
+
+    data = DataConfig(sets=["synthetic_titles"], train_queries=20, dev_queries=8, seed=0)
+    weights = tmp_path / "weights" / "v1"
+    weights.mkdir(parents=True)
+    manifest = {"base_model": "tiny", "n_item_tokens": tiny_settings.n_item_tokens, "created_at": 1,
+                "config": {"data": msgspec.to_builtins(data)}}
+    (weights / "manifest.json").write_bytes(msgspec.json.encode(manifest))
+    out = tmp_path / "run.json"
+    # --weights none: the untrained base is scored on the same held-out sample as the newest weight set.
+    env = {**tiny_env(tiny_settings), "MIXLM_WEIGHTS_DIR": str(weights.parent)}
+    result = CliRunner(env=env).invoke(
+        cli, ["eval", "--data", str(data_root), "--systems", "bm25", "--candidates", "bm25:3", "--queries", "0",
+              "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    reports = {r.data_set: r for r in msgspec.json.decode(out.read_bytes(), type=EvalRun).reports}
+    titles = load_relevance_set(data_root / "synthetic_titles")
+    train = set(split_by_query(titles, 8, 20, 0)[0])
+    assert reports["synthetic_titles"].trained_on == 20
+    assert set(reports["synthetic_titles"].query_ids) == set(titles.qrels) - train
+    assert "20 training queries left out" in result.output
+    assert reports["onet_related_occupations"].trained_on == 0  # a set the weights never saw keeps every query
+
+
+def test_a_weights_folder_without_a_manifest_is_a_usage_error(data_root: Path, tmp_path: Path, tiny_settings: Settings):
+    result = CliRunner(env=tiny_env(tiny_settings)).invoke(
+        cli, ["eval", "--data", str(data_root), "--systems", "bm25", "--weights", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--weights" in result.output and "no manifest.json" in result.output

@@ -6,7 +6,7 @@ import msgspec
 
 from training.config import DataConfig
 from training.datasets import load_relevance_set
-from training.pairs import build_training_data, normalised_labels, split_by_query
+from training.pairs import build_training_data, normalised_labels, split_by_query, trained_on
 
 CFG = DataConfig(sets=["synthetic_titles"], train_queries=20, dev_queries=8, max_positives=2, hard_negatives=3,
                  random_negatives=2, first_stage=["bm25"], candidates_k=6, max_item_tokens=32, seed=0)
@@ -19,6 +19,16 @@ def test_train_and_dev_queries_are_disjoint_and_fixed_by_the_seed(titles_set):
     assert len(dev) == 8 and len(train) == len(rs.qrels) - 8
     assert split_by_query(rs, 8, None, seed=0) == (train, dev)
     assert split_by_query(rs, 8, None, seed=1)[1] != dev
+
+
+def test_a_manifest_names_the_queries_its_weights_were_trained_on(titles_set):
+    manifest = {"config": {"data": msgspec.to_builtins(CFG)}}
+    data = build_training_data([titles_set], CFG, None)
+    assert trained_on(manifest, titles_set) == sorted({g.query_id for g in data.groups})
+    assert not set(trained_on(manifest, titles_set)) & set(data.dev["synthetic_titles"])
+    other = msgspec.structs.replace(CFG, sets=["onet_titles"])
+    assert trained_on({"config": {"data": msgspec.to_builtins(other)}}, titles_set) == []
+    assert trained_on({}, titles_set) == []  # a manifest without a training config (hand-made weights)
 
 
 def test_labels_are_grade_over_the_max_grade_of_the_set(titles_set):
