@@ -31,6 +31,7 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
           steps: int | None, threads: int | None, record: bool) -> None:
     """Train the encoder and ranker (paper stages II and III) and write a weight set the service loads."""
     from training.config import ConfigError, load_config
+    from training.loop import Interrupted
     from training.pipeline import run, summary_table
 
     try:
@@ -49,6 +50,10 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
                      evaluate=not no_eval, echo=click.echo)
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
+    except (Interrupted, KeyboardInterrupt) as e:
+        # The loop saved a checkpoint before raising: say how to go on instead of printing a traceback.
+        click.echo(f"{e or 'interrupted'}; the same command with --resume continues from the last checkpoint", err=True)
+        ctx.exit(143 if isinstance(e, Interrupted) else 130)  # 128 + SIGTERM / SIGINT
     click.echo(f"done in {result.seconds:.0f}s: {result.folder}")
     if record:
         from bench.results import record as record_table

@@ -125,6 +125,30 @@ def test_cli_trains_the_tiny_preset_and_prints_the_data_card(titles_dir, tmp_pat
     assert len(list(tmp_path.glob("*/manifest.json"))) == 1
 
 
+def test_cli_stopped_by_sigterm_says_how_to_resume_and_resume_finishes(titles_dir, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mixlm.cli import cli
+    from training import loop
+
+    def stop_at_once(flag):  # as if SIGTERM arrived during the first step
+        flag.stop = True
+        return flag
+
+    env = {"MIXLM_BASE_MODEL": "tiny", "MIXLM_DTYPE": "fp32", "MIXLM_DEVICE": "cpu"}
+    args = ["train", "--preset", "tiny", "--data", str(titles_dir), "--out", str(tmp_path), "--run-dir",
+            str(tmp_path / "run"), "--steps", "3", "--no-eval"]
+    with monkeypatch.context() as m:
+        m.setattr(loop._StopFlag, "__enter__", stop_at_once)
+        res = CliRunner().invoke(cli, args, env=env)
+    assert res.exit_code == 143, res.output
+    assert "stopped by SIGTERM at step 1" in res.output and "--resume" in res.output
+    assert "Traceback" not in res.output and not list(tmp_path.glob("*/manifest.json"))
+    res = CliRunner().invoke(cli, [*args, "--resume"], env=env)
+    assert res.exit_code == 0, res.output
+    assert len(list(tmp_path.glob("*/manifest.json"))) == 1
+
+
 def test_full_fine_tune_with_live_text_path_and_checkpointing_reloads_the_same(titles_dir, tmp_path):
     """The gpu preset's switches (text path with gradients, gradient checkpointing) plus full fine-tuning."""
     settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
