@@ -185,7 +185,7 @@ def _raw_config(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 def load_config(name_or_path: str | Path) -> TrainConfig:
-    """A preset name (tiny, cpu, cpu-long, gpu) or a path to a TOML file."""
+    """A preset name (tiny, cpu, cpu-long, cpu-xl, gpu) or a path to a TOML file."""
     path = _config_path(name_or_path)
     raw = _raw_config(path)
     try:

@@ -108,6 +108,8 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
     elif evaluate:
         dev["teacher"] = dev_metrics(sets, data, cfg, settings, "teacher", run_dir, model=mix)
         teacher_dev.write_text(json.dumps(dev["teacher"]))
+    if evaluate:  # the first stages as baselines on the same dev queries and candidates (issue 7's targets)
+        dev.update({fs: dev_metrics(sets, data, cfg, settings, fs, run_dir) for fs in cfg.data.first_stage})
 
     cache = build_teacher_cache(mix, stage3_groups(data.groups, cfg), run_dir / "teacher_cache.pt",
                                 with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
@@ -173,7 +175,8 @@ def dev_subset(rs: RelevanceSet, query_ids: list[str]) -> RelevanceSet:
 
 def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, settings: Settings, system: str,
                 run_dir: Path, model=None, weights: str | None = None) -> dict[str, float]:
-    """Mean dev metrics over the sets for one system: "teacher" (text prompt) or "mixlm" (item tokens)."""
+    """Mean dev metrics over the sets for one system: "teacher" (text prompt), "mixlm" (item tokens), "bm25" or
+    "biencoder"."""
     from training.evaluate import Evaluation
 
     eval_settings = settings.model_copy(update={

@@ -55,7 +55,7 @@ def test_manifest_names_the_version_the_service_computes(trained):
     assert manifest["base_model"] == "tiny" and manifest["n_item_tokens"] == 1
     assert {"created_at", "data", "steps", "dev_metrics", "base_fingerprint"} <= set(manifest)
     assert manifest["steps"] == {"stage2": 20, "stage3": 20}
-    assert set(manifest["dev_metrics"]) == {"teacher", "mixlm", "mixlm_untrained"}
+    assert set(manifest["dev_metrics"]) == {"teacher", "bm25", "mixlm", "mixlm_untrained"}  # bm25: the first stage
     auto = settings.model_copy(update={"weights": "auto"})
     assert find_weights(auto) == result.folder
 
