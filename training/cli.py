@@ -26,13 +26,16 @@ from mixlm.cli import settings_of
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="torch CPU threads (0 = all cores); overrides the preset's cpu_threads.")
 @click.option("--record", is_flag=True, help="Append the run's throughput and dev metrics to bench/RESULTS.md.")
+@click.option("--prepare-only", is_flag=True,
+              help="Only build the data and the first stages' dev baselines, filling the bi-encoder cache under "
+                   "MIXLM_HOME (what a machine without MiniLM needs: deploy/device/).")
 @click.pass_context
 def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path | None, resume: bool, no_eval: bool,
-          steps: int | None, threads: int | None, record: bool) -> None:
+          steps: int | None, threads: int | None, record: bool, prepare_only: bool) -> None:
     """Train the encoder and ranker (paper stages II and III) and write a weight set the service loads."""
     from training.config import ConfigError, load_config
     from training.loop import Interrupted
-    from training.pipeline import run, summary_table
+    from training.pipeline import prepare, run, run_folder, summary_table
 
     try:
         cfg = load_config(preset)
@@ -45,6 +48,15 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
     if threads is not None:
         cfg.model.cpu_threads = threads
     settings = settings_of(ctx)
+    if prepare_only:
+        folder = run_folder(cfg, out_dir or settings.weights_dir, run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        _, data, dev = prepare(cfg, settings, data_dir, folder, evaluate=not no_eval)
+        click.echo(data.card.render())
+        for system, metrics in dev.items():
+            click.echo(f"dev {system}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        click.echo(f"prepared; bi-encoder cache: {settings.home / 'cache' / 'biencoder'}")
+        return
     try:
         result = run(cfg, settings, data_dir, out_dir or settings.weights_dir, run_dir=run_dir, resume=resume,
                      evaluate=not no_eval, echo=click.echo)

@@ -51,7 +51,7 @@ class BM25Index:
 
 
 class BiEncoderIndex:
-    """Cosine similarity of MiniLM embeddings; doc embeddings come from the on-disk cache when present."""
+    """Cosine similarity of MiniLM embeddings, read from the on-disk cache when present (training/biencoder.py)."""
 
     def __init__(self, rs: RelevanceSet, settings: Settings | None = None):
         from training.biencoder import BiEncoder
@@ -63,7 +63,8 @@ class BiEncoderIndex:
                                                      progress=f"bi-encoder docs ({rs.name})")
 
     def scores(self, query_ids: list[str]) -> np.ndarray:
-        queries = self.encoder.embed([self.rs.queries[q].text for q in query_ids])
+        queries = self.encoder.embed_cached([self.rs.queries[q].text for q in query_ids],
+                                            progress=f"bi-encoder queries ({self.rs.name})")
         return queries @ self.doc_vectors.T
 
 

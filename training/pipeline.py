@@ -78,15 +78,14 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
          evaluate: bool, keep_model: bool, progress: bool, echo: Callable[[str], None]) -> RunResult:
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    run_dir = Path(run_dir or Path(out_dir) / ".runs" / cfg.name)
+    run_dir = run_folder(cfg, out_dir, run_dir)
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir.parent / ".gitignore").write_text("*\n")  # work files never get committed with the weights
     check_same_config(run_dir / "config.json", cfg)
 
-    sets = [load_relevance_set(p) for p in resolve_sets(data_root, cfg.data.sets)]
-    data = build_training_data(sets, cfg.data, settings)
+    sets, data, dev = prepare(cfg, settings, data_root, run_dir, evaluate)
     echo(data.card.render())
     (run_dir / "data_card.txt").write_text(data.card.render() + "\n")
 
@@ -101,15 +100,12 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         torch.save(trainable_state(mix.ranker), teacher_file)
     echo(f"stage II: loss {stage2.mean(0, 10):.4f} -> {stage2.mean(-10, None):.4f}, {stage2.items_per_s:.1f} items/s")
 
-    dev: dict[str, dict[str, float]] = {}
     teacher_dev = run_dir / "teacher_dev.json"
     if evaluate and resume and teacher_dev.exists():
         dev["teacher"] = json.loads(teacher_dev.read_text())
     elif evaluate:
         dev["teacher"] = dev_metrics(sets, data, cfg, settings, "teacher", run_dir, model=mix)
         teacher_dev.write_text(json.dumps(dev["teacher"]))
-    if evaluate:  # the first stages as baselines on the same dev queries and candidates (issue 7's targets)
-        dev.update({fs: dev_metrics(sets, data, cfg, settings, fs, run_dir) for fs in cfg.data.first_stage})
 
     cache = build_teacher_cache(mix, stage3_groups(data.groups, cfg), run_dir / "teacher_cache.pt",
                                 with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
@@ -146,6 +142,25 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
             echo(f"dev {system}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     mix.encoder.eval(), mix.ranker.eval()
     return RunResult(folder, data, stage2, stage3, dev, time.perf_counter() - t_start, mix if keep_model else None)
+
+
+def run_folder(cfg: TrainConfig, out_dir: Path, run_dir: Path | None = None) -> Path:
+    """The run's work folder: ``--run-dir``, else <out>/.runs/<preset>."""
+    return Path(run_dir or Path(out_dir) / ".runs" / cfg.name)
+
+
+def prepare(cfg: TrainConfig, settings: Settings, data_root: Path, run_dir: Path, evaluate: bool = True
+            ) -> tuple[list[RelevanceSet], TrainingData, dict[str, dict[str, float]]]:
+    """The sets, the training data and (with ``evaluate``) the first stages' dev metrics as baselines.
+
+    This is all a run needs the MiniLM bi-encoder for, and its embeddings land in the on-disk cache: run on its
+    own (``mixlm train --prepare-only``), it fills the cache that lets a machine without MiniLM train
+    (deploy/device/).
+    """
+    sets = [load_relevance_set(p) for p in resolve_sets(data_root, cfg.data.sets)]
+    data = build_training_data(sets, cfg.data, settings)
+    dev = {fs: dev_metrics(sets, data, cfg, settings, fs, run_dir) for fs in cfg.data.first_stage} if evaluate else {}
+    return sets, data, dev
 
 
 def check_same_config(path: Path, cfg: TrainConfig) -> None:

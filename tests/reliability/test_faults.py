@@ -143,6 +143,16 @@ def _committed(settings: Settings) -> int:
         admin.close()
 
 
+def readable(read) -> bool:
+    from mixlm.errors import StoreUnavailable
+
+    try:
+        read()
+        return True
+    except StoreUnavailable:
+        return False
+
+
 def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_everything_after(
         private_cassandra, kafka_bootstrap, tiny_settings, tiny_model, tmp_path):
     import uuid
@@ -191,6 +201,8 @@ def test_worker_pauses_without_committing_while_the_store_is_down_and_writes_eve
         private_services(private_cassandra, "cassandra", "up")
         _wait_for(lambda: _committed(settings) == total, 180, "every offset committed after the store returned")
         assert worker.poll() is None  # the same worker process resumed
+        # This test's own driver session reconnects on its own backoff (up to ~17 s), after the worker's.
+        _wait_for(lambda: readable(stored), 60, "the test's store session back")
         assert stored() == total  # items lost: 0
     finally:
         stop_worker(worker)

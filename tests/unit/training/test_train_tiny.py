@@ -149,6 +149,19 @@ def test_cli_stopped_by_sigterm_says_how_to_resume_and_resume_finishes(titles_di
     assert len(list(tmp_path.glob("*/manifest.json"))) == 1
 
 
+def test_cli_prepare_only_builds_the_data_and_baselines_and_trains_nothing(titles_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from mixlm.cli import cli
+
+    env = {"MIXLM_BASE_MODEL": "tiny", "MIXLM_DTYPE": "fp32", "MIXLM_DEVICE": "cpu", "MIXLM_HOME": str(tmp_path / "home")}
+    res = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--data", str(titles_dir), "--out", str(tmp_path),
+                                   "--prepare-only"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "data card" in res.output and "dev bm25: NDCG@10=" in res.output and "prepared" in res.output
+    assert "stage II" not in res.output and not list(tmp_path.glob("*/manifest.json"))
+
+
 def test_full_fine_tune_with_live_text_path_and_checkpointing_reloads_the_same(titles_dir, tmp_path):
     """The gpu preset's switches (text path with gradients, gradient checkpointing) plus full fine-tuning."""
     settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
