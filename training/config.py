@@ -37,6 +37,9 @@ class LoraSpec(Struct):
 
 class ModelConfig(Struct):
     base_model: Literal["smollm2-135m", "tiny"] = "smollm2-135m"
+    # The encoder's base: "" = the ranker's base (an LLM read at its last N states); "minilm-l6" = the MiniLM
+    # sentence encoder, mean-pooled (the paper's encoder is a GTE embedding model, §4.3.3); "tiny-bert" for tests.
+    encoder_model: Literal["", "smollm2-135m", "tiny", "minilm-l6", "tiny-bert"] = ""
     n_item_tokens: int = 1
     device: str = "auto"
     # Trainable weights stay fp32; on CUDA the forward runs under bf16 autocast. On CPU "bf16" keeps the frozen
@@ -46,12 +49,18 @@ class ModelConfig(Struct):
     gradient_checkpointing: bool = False
     full_finetune: bool = False  # True: every weight trains and ships (large); False: LoRA adapters only
     lora: LoraSpec = msgspec.field(default_factory=LoraSpec)
+    # The encoder's adapter when it differs from the ranker's (a BERT body names its linears query/key/value/dense).
+    encoder_lora: LoraSpec | None = None
     # A learned D x D map after the encoder's last-N states (§4.1 allows one); initialised to a scaled identity.
     projector: bool = True
     save_dtype: Literal["fp32", "bf16"] = "bf16"
     # torch intra-op threads; 0 = torch's default (all cores). 1 is far faster on a machine shared with other
     # busy processes: OpenMP barriers stall whenever one of its threads is descheduled.
     cpu_threads: int = 0
+
+    @property
+    def encoder(self) -> str:
+        return self.encoder_model or self.base_model
 
 
 class DataConfig(Struct):

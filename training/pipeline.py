@@ -27,7 +27,7 @@ from training.pairs import TrainingData, build_training_data
 from training.stage2 import run_stage2
 from training.stage3 import run_stage3, stage3_groups
 from training.teacher_cache import build_teacher_cache
-from training.trainable import build_trainable, init_projector_scale
+from training.trainable import build_trainable, init_projector
 from training.weights_io import save_weight_set, update_manifest
 
 log = logging.getLogger(__name__)
@@ -111,16 +111,20 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
                                 with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
                                 progress=progress)
     if not (resume and (run_dir / "stage3.ckpt").exists()):
-        init_projector_scale(mix, [item.text for g in data.groups[:2] for item in g.items])
+        init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)))
     stage3 = run_stage3(mix, data.groups, cfg, cache, run_dir, settings, resume, progress)
     echo(f"stage III: loss {stage3.mean(0, 10):.4f} -> {stage3.mean(-10, None):.4f}, {stage3.items_per_s:.1f} items/s")
 
     m = cfg.model
-    adapter = {"kind": "full"} if m.full_finetune else {"kind": "lora", "rank": m.lora.rank, "alpha": m.lora.alpha,
-                                                         "targets": list(m.lora.targets)}
+
+    def adapter_of(lora) -> dict:
+        return {"kind": "full"} if m.full_finetune else {"kind": "lora", "rank": lora.rank, "alpha": lora.alpha,
+                                                         "targets": list(lora.targets)}
+
     folder = save_weight_set(
-        out_dir, encoder=mix.encoder, ranker=mix.ranker, base_model=m.base_model,
-        base_fingerprint=loading.base_fingerprint(settings.home, m.base_model), adapter=adapter, save_dtype=m.save_dtype,
+        out_dir, encoder=mix.encoder, ranker=mix.ranker, base_model=m.base_model, encoder_model=m.encoder,
+        base_fingerprint=loading.encoder_base_fingerprint(settings.home, m.encoder), adapter=adapter_of(m.lora),
+        encoder_adapter=adapter_of(m.encoder_lora) if m.encoder_lora else None, save_dtype=m.save_dtype,
         meta={
             "preset": cfg.name,
             "max_item_text_tokens": cfg.data.max_item_tokens,
@@ -195,7 +199,7 @@ def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, 
     from training.evaluate import Evaluation
 
     eval_settings = settings.model_copy(update={
-        "base_model": cfg.model.base_model, "n_item_tokens": cfg.model.n_item_tokens,
+        "base_model": cfg.model.base_model, "n_item_tokens": cfg.model.n_item_tokens, "encoder_model": "auto",
         "max_item_text_tokens": cfg.data.max_item_tokens, **({"weights": weights} if weights else {}),
     })
     totals: dict[str, float] = {}

@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from mixlm.model import MixLM
+from mixlm.model import MixLM, sample_item_tokens
 from mixlm.settings import Settings
 from mixlm.weights import build_mixlm
 from training.adapters import Projector, add_lora
@@ -31,8 +31,8 @@ def build_trainable(settings: Settings, cfg: TrainConfig) -> MixLM:
     m = cfg.model
     dtype = "fp32" if m.full_finetune or m.base_dtype == "fp32" else "bf16"
     base = settings.model_copy(update={
-        "base_model": m.base_model, "n_item_tokens": m.n_item_tokens, "weights": "none", "dtype": dtype,
-        "device": resolve_device(cfg, settings), "max_item_text_tokens": cfg.data.max_item_tokens,
+        "base_model": m.base_model, "encoder_model": m.encoder, "n_item_tokens": m.n_item_tokens, "weights": "none",
+        "dtype": dtype, "device": resolve_device(cfg, settings), "max_item_text_tokens": cfg.data.max_item_tokens,
     })
     mix = build_mixlm(base)
     encoder, ranker = mix.encoder, mix.ranker
@@ -41,10 +41,10 @@ def build_trainable(settings: Settings, cfg: TrainConfig) -> MixLM:
             p.requires_grad = True
     else:
         # Only the adapters train; the ranker's embeddings and LM head (tied) stay the base yes/no readout.
-        add_lora(encoder.body, m.lora)
+        add_lora(encoder.body, m.encoder_lora or m.lora)
         add_lora(ranker.lm.model, m.lora)
-    if m.projector:
-        encoder.projector = Projector(encoder.body.config.hidden_size).to(mix.device)
+    if m.projector or encoder.body.config.hidden_size != mix.dim:
+        encoder.projector = Projector(encoder.body.config.hidden_size, mix.dim).to(mix.device)
     if m.gradient_checkpointing:
         for body in (encoder.body, ranker.lm.model):
             body.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -54,22 +54,38 @@ def build_trainable(settings: Settings, cfg: TrainConfig) -> MixLM:
 
 
 @torch.no_grad()
-def init_projector_scale(mix: MixLM, texts: list[str]) -> float:
-    """Scale the identity projector so item tokens start with the norm of the ranker's input embeddings.
+def init_projector(mix: MixLM, texts: list[str]) -> None:
+    """Start the projector where the ranker can read item tokens: in its input-embedding space, at its norm.
 
-    The encoder's last hidden state lives in the LM-head space (tied to the input embeddings, so roughly
-    aligned) but with a much larger norm; matching the norm gives stage III a sensible starting point.
+    Same width (an LLM encoder): its last hidden state lives in the LM-head space, tied to the input
+    embeddings, so roughly aligned already, with a much larger norm: scale the identity (16 texts suffice).
+    Another width (a sentence encoder): fit the map by ridge least squares from each item's pooled state to the
+    mean input embedding of its text tokens (all ``texts``: a few hundred), then scale the same way.
     """
     projector = mix.encoder.projector
     if not isinstance(projector, Projector):
-        return 1.0
-    ids, mask = mix.tokenize_items(texts)
-    out_norm = mix.encoder(ids, mask).float().norm(dim=-1).mean()
-    target = mix.ranker.embed(ids[mask.bool()]).float().norm(dim=-1).mean()
-    scale = float(target / out_norm.clamp(min=1e-6))
+        return
+    was_training = mix.encoder.training
+    mix.encoder.eval()  # no dropout (BERT has some) in the states the fit is made on
+    if projector.in_features == projector.out_features:
+        ids, mask = mix.tokenize_items(texts[:16])
+        out = mix.encoder(ids, mask).float()
+        token_norm = mix.ranker.embed(ids[mask.bool()]).float().norm(dim=-1).mean()
+    else:
+        ids, mask = mix.tokenize_items(texts)
+        hidden = mix.encoder.body(input_ids=ids, attention_mask=mask).last_hidden_state
+        states = sample_item_tokens(hidden, mask, 1, mix.encoder.sampling)[:, 0].float()
+        text_embeds = [mix.ranker.embed(mix.ids(t, mix.max_item_text_tokens)).float() for t in texts]
+        target = torch.stack([e.mean(0) for e in text_embeds])
+        ridge = 1e-2 * states.pow(2).sum(1).mean() * torch.eye(states.shape[1], device=states.device)
+        projector.weight.copy_(torch.linalg.solve(states.T @ states + ridge, states.T @ target).T)
+        out = projector(states)
+        token_norm = torch.cat(text_embeds).norm(dim=-1).mean()
+    scale = float(token_norm / out.norm(dim=-1).mean().clamp(min=1e-6))
     projector.weight.mul_(scale)
-    log.info("projector initialised to %.4f * identity", scale)
-    return scale
+    mix.encoder.train(was_training)
+    log.info("projector initialised (%s, then scaled by %.4f)", "identity" if projector.in_features ==
+             projector.out_features else f"ridge fit on {len(texts)} items", scale)
 
 
 def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:

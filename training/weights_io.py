@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from mixlm.errors import WeightSetError
 from mixlm.model import Encoder, Ranker
 from mixlm.version import model_version
 from training.adapters import Projector, lora_state, merge_lora
@@ -27,10 +28,6 @@ RANKER_FILE = "ranker_adapter.safetensors"
 PROJECTOR_FILE = "projector.safetensors"
 FORMAT = "mixlm-weights/1"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-class WeightSetError(ValueError):
-    """A weight set folder that is incomplete or does not fit the model it is applied to."""
 
 
 def read_manifest(folder: Path) -> dict:
@@ -67,11 +64,15 @@ def save_weight_set(
     adapter: dict,
     save_dtype: str = "bf16",
     meta: dict | None = None,
+    encoder_model: str | None = None,
+    encoder_adapter: dict | None = None,
 ) -> Path:
     """Write a weight set from trained modules -> its folder ``weights_dir/<model_version>``.
 
-    ``adapter`` = {"kind": "lora"|"full", "rank", "alpha", "targets"}; ``meta`` is merged into the manifest
-    (data, steps, dev metrics, config). Written to a temporary folder first, then renamed into place.
+    ``adapter`` = {"kind": "lora"|"full", "rank", "alpha", "targets"} (the ranker's, and the encoder's unless
+    ``encoder_adapter`` is given); ``base_fingerprint`` is the encoder base's (it feeds model_version);
+    ``encoder_model`` defaults to ``base_model``; ``meta`` is merged into the manifest (data, steps, dev metrics,
+    config). Written to a temporary folder first, then renamed into place.
     """
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -88,17 +89,19 @@ def save_weight_set(
     if isinstance(encoder.projector, torch.nn.Linear):
         write({"weight": encoder.projector.weight}, PROJECTOR_FILE)
     fingerprint = encoder_fingerprint(tmp)
-    version = model_version(base_fingerprint, fingerprint, encoder.n_tokens)
+    version = model_version(base_fingerprint, fingerprint, encoder.n_tokens, encoder.sampling)
     manifest = {
         "format": FORMAT,
         "model_version": version,
         "base_model": base_model,
+        "encoder_model": encoder_model or base_model,
         "base_fingerprint": base_fingerprint,
         "encoder_fingerprint": fingerprint,
         "n_item_tokens": encoder.n_tokens,
-        "sampling": "last",
+        "sampling": encoder.sampling,
         "created_at": int(time.time()),
         "adapter": {**adapter, "dtype": save_dtype},
+        **({"encoder_adapter": {**encoder_adapter, "dtype": save_dtype}} if encoder_adapter else {}),
         "files": sorted(p.name for p in tmp.glob("*.safetensors")),
         **(meta or {}),
     }
@@ -126,8 +129,10 @@ def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
     manifest = read_manifest(folder)
     if manifest.get("n_item_tokens") != encoder.n_tokens:
         raise WeightSetError(f"{folder}: trained for T_S={manifest.get('n_item_tokens')}, encoder keeps {encoder.n_tokens}")
-    adapter = manifest["adapter"]
-    for name, body in ((ENCODER_FILE, encoder.body), (RANKER_FILE, ranker.lm.model)):
+    if manifest.get("sampling", "last") != encoder.sampling:
+        raise WeightSetError(f"{folder}: trained with {manifest.get('sampling')} sampling, encoder does {encoder.sampling}")
+    for name, body, adapter in ((ENCODER_FILE, encoder.body, manifest.get("encoder_adapter", manifest["adapter"])),
+                                (RANKER_FILE, ranker.lm.model, manifest["adapter"])):
         path = folder / name
         if not path.exists():
             raise WeightSetError(f"{folder}: {name} is missing")
@@ -140,7 +145,7 @@ def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
     projector = folder / PROJECTOR_FILE
     if projector.exists():
         weight = load_file(str(projector))["weight"]
-        encoder.projector = Projector(weight.shape[0]).to(weight.device)
+        encoder.projector = Projector(weight.shape[1], weight.shape[0]).to(weight.device)
         with torch.no_grad():
             encoder.projector.weight.copy_(weight.float())
         encoder.projector.to(next(encoder.body.parameters()).dtype)

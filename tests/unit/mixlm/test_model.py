@@ -1,9 +1,9 @@
-"""The model core: encoder last-N sampling, and multi-item scoring equal to per-item scoring."""
+"""The model core: encoder sampling (last-N, span means), and multi-item scoring equal to per-item scoring."""
 
 import pytest
 import torch
 
-from mixlm.model import p_yes
+from mixlm.model import p_yes, sample_item_tokens
 
 TEXTS = [
     "Senior data analyst: SQL, dashboards and reporting for a payments team.",
@@ -37,6 +37,38 @@ def test_encoder_keeps_last_n_hidden_states(tiny_model):
     last = mask.sum(1) - 1
     assert tokens.shape == (2, 1, tiny_model.dim)
     assert torch.allclose(tokens[0, 0], hidden[0, last[0]]) and torch.allclose(tokens[1, 0], hidden[1, last[1]])
+
+
+def test_mean_sampling_averages_each_span_of_the_real_tokens_only():
+    hidden = torch.arange(2 * 6 * 3, dtype=torch.float32).reshape(2, 6, 3)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    one = sample_item_tokens(hidden, mask, 1, "mean")
+    torch.testing.assert_close(one[0, 0], hidden[0, :4].mean(0))  # padding left out
+    torch.testing.assert_close(one[1, 0], hidden[1].mean(0))
+    two = sample_item_tokens(hidden, mask, 2, "mean")
+    torch.testing.assert_close(two[0], torch.stack([hidden[0, :2].mean(0), hidden[0, 2:4].mean(0)]))
+    torch.testing.assert_close(two[1], torch.stack([hidden[1, :3].mean(0), hidden[1, 3:].mean(0)]))
+    with pytest.raises(ValueError, match="sampling"):
+        sample_item_tokens(hidden, mask, 1, "first")
+
+
+def test_the_minilm_encoder_pools_as_the_bi_encoder_does(tmp_path):
+    """Untrained, its item token (before the projector) points where the MiniLM bi-encoder's embedding does."""
+    from mixlm.settings import Settings
+    from mixlm.weights import build_mixlm
+    from training.biencoder import BiEncoder
+
+    settings = Settings(base_model="tiny", encoder_model="minilm-l6", dtype="fp32", weights="none", device="cpu",
+                        weights_dir=tmp_path)
+    model = build_mixlm(settings)
+    assert model.encoder.sampling == "mean" and model.encoder.projector.weight.shape == (model.dim, 384)
+    with torch.inference_mode():
+        ids, mask = model.tokenize_items(TEXTS)
+        hidden = model.encoder.body(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = torch.nn.functional.normalize(sample_item_tokens(hidden, mask, 1, "mean")[:, 0], dim=-1)
+    reference = torch.from_numpy(BiEncoder(settings).embed(TEXTS))
+    torch.testing.assert_close(pooled, reference, atol=1e-4, rtol=1e-4)
+    assert model.encode_items(TEXTS).shape == (len(TEXTS), 1, model.dim)
 
 
 def test_a_cut_item_text_still_ends_with_the_template_tail(tiny_model):

@@ -19,12 +19,13 @@ QUERY = "ICU nurse"
 TEXTS = ["Registered Nurse\nCares for patients in hospitals.", "Welder\nJoins metal parts.", "Cashier\nHandles payments."]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, titles_dir):
+# Every test of a trained set runs for both encoder kinds: a tiny Llama (last-N states) and a tiny BERT (mean-pooled).
+@pytest.fixture(scope="module", params=["tiny", "tiny-bert"])
+def trained(request, tmp_path_factory, titles_dir):
     out = tmp_path_factory.mktemp("weights")
     settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
                         sqlite_path=out / "store.sqlite", weights_dir=out)
-    cfg = load_config("tiny")
+    cfg = load_config(request.param)
     cfg.data.sets = [titles_dir.name]
     result = run(cfg, settings, titles_dir, out, keep_model=True, progress=False)
     return result, settings, out
@@ -32,6 +33,10 @@ def trained(tmp_path_factory, titles_dir):
 
 def loaded(settings, folder):
     return build_mixlm(settings.model_copy(update={"weights": str(folder), "max_item_text_tokens": 24}))
+
+
+def preset_of(result) -> str:
+    return json.loads((result.folder / "manifest.json").read_text())["preset"]
 
 
 def test_stage2_sft_loss_goes_down(trained):
@@ -99,7 +104,7 @@ def test_weight_set_is_small(trained):
 
 def test_resuming_a_finished_run_trains_nothing_and_rebuilds_the_same_set(trained, titles_dir):
     result, settings, out = trained
-    cfg = load_config("tiny")
+    cfg = load_config(preset_of(result))
     cfg.data.sets = [titles_dir.name]
     again = run(cfg, settings, titles_dir, out, resume=True, evaluate=False, progress=False)
     assert again.folder == result.folder  # same adapters -> same fingerprint -> same model_version
@@ -185,7 +190,7 @@ def test_resume_refuses_a_run_started_with_another_config(trained, titles_dir):
     from training.config import ConfigError
 
     result, settings, out = trained
-    cfg = load_config("tiny")
+    cfg = load_config(preset_of(result))
     cfg.stage3.lr = 1.0
     with pytest.raises(ConfigError, match="stage3"):
         run(cfg, settings, titles_dir, out, resume=True, evaluate=False, progress=False)
@@ -216,3 +221,49 @@ def test_teacher_cache_reuses_the_pairs_it_has_and_runs_only_new_groups(trained,
     assert sorted(ran) == sorted(g.query for g in groups[2:])
     for a, b in zip(fresh.lookup(groups, "cpu"), grown.lookup(groups, "cpu")):
         torch.testing.assert_close(a, b)
+
+
+def test_a_sentence_encoder_set_says_so_and_is_versioned_apart(trained):
+    result, settings, _ = trained
+    manifest = json.loads((result.folder / "manifest.json").read_text())
+    if preset_of(result) == "tiny":
+        assert manifest["encoder_model"] == "tiny" and manifest["sampling"] == "last" and "encoder_adapter" not in manifest
+        return
+    assert manifest["encoder_model"] == "tiny-bert" and manifest["sampling"] == "mean"
+    assert manifest["encoder_adapter"]["targets"] == ["query", "key", "value", "dense"]
+    assert set(load_file(str(result.folder / PROJECTOR_FILE))["weight"].shape) == {32, 64}  # BERT 32 -> ranker 64
+    model = loaded(settings, result.folder)
+    assert model.encoder.sampling == "mean" and model.encoder_tokenizer is not None
+    # Asking for another encoder than the set was trained with is refused, naming both.
+    with pytest.raises(WeightSetError, match="tiny-bert.*MIXLM_ENCODER_MODEL=tiny"):
+        build_mixlm(settings.model_copy(update={"weights": str(result.folder), "encoder_model": "tiny"}))
+    # ... and "auto" weight discovery with an explicit other encoder does not pick it.
+    assert find_weights(settings.model_copy(update={"weights": "auto", "encoder_model": "tiny"})) is None
+
+
+def test_the_projector_of_a_sentence_encoder_starts_fitted_to_the_rankers_embeddings(titles_dir, tmp_path):
+    from training.adapters import Projector
+    from training.datasets import load_relevance_set
+    from training.trainable import build_trainable, init_projector
+
+    settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
+                        weights_dir=tmp_path)
+    mix = build_trainable(settings, load_config("tiny-bert"))
+    assert isinstance(mix.encoder.projector, Projector) and mix.encoder.projector.weight.shape == (64, 32)
+    texts = [f"{d.title}\n{d.text}" for d in load_relevance_set(titles_dir).docs.values()]
+
+    def fit() -> tuple[float, float]:
+        """(mean cosine of item tokens to their text's mean embedding, mean item-token norm)"""
+        with torch.no_grad():
+            tokens = mix.encoder(*mix.tokenize_items(texts))[:, 0]
+            target = torch.stack([mix.ranker.embed(mix.ids(t, 24)).mean(0) for t in texts])
+            cos = torch.nn.functional.cosine_similarity(tokens, target, dim=-1)
+        return float(cos.mean()), float(tokens.norm(dim=-1).mean())
+
+    mix.encoder.eval()  # BERT's dropout would blur the comparison
+    random_cos, _ = fit()
+    init_projector(mix, texts)
+    fitted_cos, norm = fit()
+    token_norm = float(mix.ranker.embed(torch.cat([mix.ids(t, 24) for t in texts])).norm(dim=-1).mean())
+    assert fitted_cos > random_cos + 0.2
+    assert norm == pytest.approx(token_norm, rel=1e-3)
