@@ -3,7 +3,8 @@
 Each query and each doc of a relevance set goes through the encoder as an item; docs are ranked over the whole
 corpus by the cosine of the item tokens (after taking out the mean token, which every item shares and which
 would otherwise dominate the cosine). Done with the encoder template's tail and without it, so the effect of the
-tail (mixlm/prompts.py ENCODER_SUFFIX) on the untrained base, or on a weight set, is one command away.
+tail (mixlm/prompts.py ENCODER_SUFFIX) on the untrained base, or on a weight set, is one command away. A sentence
+encoder (MIXLM_ENCODER_MODEL=minilm-l6) has no template: it gets one row.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def encoder(ctx, data_dir: Path, n_queries: int, weights: str, max_item_tokens: 
     query_ids = sample_queries(rs, n_queries)
     mix = build_mixlm(settings)
     rows = []
-    for label, tail in (("with tail", prompts.ENCODER_SUFFIX), ("without tail (paper)", "")):
+    # A sentence encoder reads the plain item text (no template, no tail): one row.
+    variants = (("with tail", prompts.ENCODER_SUFFIX), ("without tail (paper)", "")) if mix.encoder_tokenizer is None \
+        else ((f"plain text ({mix.encoder.sampling}-pooled sentence encoder)", ""),)
+    for label, tail in variants:
         mix.encoder_tail = tail
         start = time.perf_counter()
         metrics = retrieval_metrics(mix, rs, query_ids)

@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from mixlm.model import MixLM, sample_item_tokens
+from mixlm.model import MixLM
 from mixlm.settings import Settings
 from mixlm.weights import build_mixlm
 from training.adapters import Projector, add_lora
@@ -55,37 +55,35 @@ def build_trainable(settings: Settings, cfg: TrainConfig) -> MixLM:
 
 @torch.no_grad()
 def init_projector(mix: MixLM, texts: list[str]) -> None:
-    """Start the projector where the ranker can read item tokens: in its input-embedding space, at its norm.
+    """Start the projector where the ranker can read item tokens: at the norm of its input embeddings.
 
     Same width (an LLM encoder): its last hidden state lives in the LM-head space, tied to the input
-    embeddings, so roughly aligned already, with a much larger norm: scale the identity (16 texts suffice).
-    Another width (a sentence encoder): fit the map by ridge least squares from each item's pooled state to the
-    mean input embedding of its text tokens (all ``texts``: a few hundred), then scale the same way.
+    embeddings, so roughly aligned already, with a much larger norm: scale the identity. Another width (a
+    sentence encoder): a random semi-orthogonal map, which keeps every angle between items, scaled the same
+    way. (A ridge fit onto each item's mean text-token embedding was tried first: it squeezed all items towards
+    one vector. Stage III's ranking loss sat at chance with that start, and with this one too: bench/RESULTS.md,
+    "cpu-minilm" and "cpu-minilm-probe".)
     """
     projector = mix.encoder.projector
     if not isinstance(projector, Projector):
         return
     was_training = mix.encoder.training
-    mix.encoder.eval()  # no dropout (BERT has some) in the states the fit is made on
+    mix.encoder.eval()  # no dropout (BERT has some) in the states the norm is measured on
+    if projector.in_features != projector.out_features:
+        generator = torch.Generator().manual_seed(0)
+        weight = torch.nn.init.orthogonal_(torch.empty(projector.weight.shape), generator=generator)
+        projector.weight.copy_(weight.to(projector.weight.device))
+    ids, mask = mix.tokenize_items(texts[:16])
+    out = mix.encoder(ids, mask).float()
     if projector.in_features == projector.out_features:
-        ids, mask = mix.tokenize_items(texts[:16])
-        out = mix.encoder(ids, mask).float()
         token_norm = mix.ranker.embed(ids[mask.bool()]).float().norm(dim=-1).mean()
-    else:
-        ids, mask = mix.tokenize_items(texts)
-        hidden = mix.encoder.body(input_ids=ids, attention_mask=mask).last_hidden_state
-        states = sample_item_tokens(hidden, mask, 1, mix.encoder.sampling)[:, 0].float()
-        text_embeds = [mix.ranker.embed(mix.ids(t, mix.max_item_text_tokens)).float() for t in texts]
-        target = torch.stack([e.mean(0) for e in text_embeds])
-        ridge = 1e-2 * states.pow(2).sum(1).mean() * torch.eye(states.shape[1], device=states.device)
-        projector.weight.copy_(torch.linalg.solve(states.T @ states + ridge, states.T @ target).T)
-        out = projector(states)
-        token_norm = torch.cat(text_embeds).norm(dim=-1).mean()
+    else:  # the encoder's ids are not the ranker's: measure the ranker's embeddings of the same texts
+        token_norm = mix.ranker.embed(torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts[:16]])).float().norm(dim=-1).mean()
     scale = float(token_norm / out.norm(dim=-1).mean().clamp(min=1e-6))
     projector.weight.mul_(scale)
     mix.encoder.train(was_training)
-    log.info("projector initialised (%s, then scaled by %.4f)", "identity" if projector.in_features ==
-             projector.out_features else f"ridge fit on {len(texts)} items", scale)
+    log.info("projector initialised (%s, then scaled by %.4f)",
+             "identity" if projector.in_features == projector.out_features else "semi-orthogonal", scale)
 
 
 def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
