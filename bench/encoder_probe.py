@@ -40,9 +40,10 @@ def encoder(ctx, data_dir: Path, n_queries: int, weights: str, max_item_tokens: 
     query_ids = sample_queries(rs, n_queries)
     mix = build_mixlm(settings)
     rows = []
-    # A sentence encoder reads the plain item text (no template, no tail): one row.
-    variants = (("with tail", prompts.ENCODER_SUFFIX), ("without tail (paper)", "")) if mix.encoder_tokenizer is None \
-        else ((f"plain text ({mix.encoder.sampling}-pooled sentence encoder)", ""),)
+    if mix.encoder_tokenizer is None:
+        variants = [("with tail", prompts.ENCODER_SUFFIX), ("without tail (paper)", "")]
+    else:  # a sentence encoder reads the plain item text (no template, no tail): one row
+        variants = [(f"plain text ({mix.encoder.sampling}-pooled sentence encoder)", "")]
     for label, tail in variants:
         mix.encoder_tail = tail
         start = time.perf_counter()

@@ -69,17 +69,18 @@ def init_projector(mix: MixLM, texts: list[str]) -> None:
         return
     was_training = mix.encoder.training
     mix.encoder.eval()  # no dropout (BERT has some) in the states the norm is measured on
-    if projector.in_features != projector.out_features:
+    texts = texts[:16]  # enough for a mean norm
+    ids, mask = mix.tokenize_items(texts)
+    if projector.in_features == projector.out_features:
+        token_ids = ids[mask.bool()]
+    else:
         generator = torch.Generator().manual_seed(0)
         weight = torch.nn.init.orthogonal_(torch.empty(projector.weight.shape), generator=generator)
         projector.weight.copy_(weight.to(projector.weight.device))
-    ids, mask = mix.tokenize_items(texts[:16])
-    out = mix.encoder(ids, mask).float()
-    if projector.in_features == projector.out_features:
-        token_norm = mix.ranker.embed(ids[mask.bool()]).float().norm(dim=-1).mean()
-    else:  # the encoder's ids are not the ranker's: measure the ranker's embeddings of the same texts
-        token_norm = mix.ranker.embed(torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts[:16]])).float().norm(dim=-1).mean()
-    scale = float(token_norm / out.norm(dim=-1).mean().clamp(min=1e-6))
+        # The encoder's ids are not the ranker's: the ranker's own ids of the same texts.
+        token_ids = torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts])
+    token_norm = mix.ranker.embed(token_ids).float().norm(dim=-1).mean()
+    scale = float(token_norm / mix.encoder(ids, mask).float().norm(dim=-1).mean().clamp(min=1e-6))
     projector.weight.mul_(scale)
     mix.encoder.train(was_training)
     log.info("projector initialised (%s, then scaled by %.4f)",

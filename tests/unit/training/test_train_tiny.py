@@ -264,7 +264,8 @@ def test_the_projector_of_a_sentence_encoder_keeps_the_items_apart_at_the_ranker
         pooled = sample_item_tokens(mix.encoder.body(input_ids=ids, attention_mask=mask).last_hidden_state, mask, 1,
                                     mix.encoder.sampling)[:, 0]
         tokens = mix.encoder(ids, mask)[:, 0]
-        token_norm = float(mix.ranker.embed(torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts[:16]])).norm(dim=-1).mean())
+        ranker_ids = torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts[:16]])
+        token_norm = float(mix.ranker.embed(ranker_ids).norm(dim=-1).mean())
     # Every angle between two items survives the projection (a ridge fit squeezed them together: stage III collapsed).
     assert torch.allclose(cosines(tokens), cosines(pooled), atol=1e-4)
     assert float(tokens[:16].norm(dim=-1).mean()) == pytest.approx(token_norm, rel=1e-3)
