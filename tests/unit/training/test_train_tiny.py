@@ -50,6 +50,7 @@ def test_stage3_task_and_alignment_losses_go_down(trained):
     first, last = parts[:5], parts[-5:]
     for name in ("sft", "align_hidden"):
         assert sum(p[name] for p in last) < sum(p[name] for p in first), name
+    assert all(-1.0 <= p["item_cos"] <= 1.0 for p in parts)  # the collapse detector, logged every step
 
 
 def test_manifest_names_the_version_the_service_computes(trained):
