@@ -149,7 +149,7 @@ def pipeline(ctx, n_items, rate, encode_items, text_chars, data, burst, no_recor
          round(_pct(freshness, 99), 3)],
     ]
     note = (f"postings cut to {text_chars} chars; worker batch {settings.worker_batch_size}, "
-            f"timeout {settings.worker_batch_timeout_s}s; T_S={settings.n_item_tokens}; "
+            f"timeout {settings.worker_batch_timeout_s}s; T_S={model.n_item_tokens}; "
             f"1-min load average {load:.1f} at start (shared machine)")
     for row in rows:
         click.echo(" | ".join(str(v) for v in row))

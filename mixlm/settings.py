@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Compute dtype: auto = bf16 on CPU and CUDA (measured fastest on AVX-512 BF16 CPUs)."
     )
-    n_item_tokens: int = Field(1, ge=1, le=64, description="T_S: embedding tokens kept per item (last-N states of an LLM encoder, N span means of a sentence encoder; paper §3).")
+    n_item_tokens: int = Field(1, ge=1, le=64, description="T_S: embedding tokens kept per item (last-N states of an LLM encoder, N span means of a sentence encoder; paper §3). "
+                                      "Unset: the weight set's own T_S (1 untrained); set: only weight sets trained for it load.")
     store_dtype: Literal["bf16", "fp16"] = Field("bf16", description="dtype of item tokens in the feature store.")
     max_item_text_tokens: int = Field(512, ge=8, description="Item text is cut to this many tokens (the encoder template's tail follows).")
 

@@ -1,7 +1,8 @@
 """Assemble a MixLM from the base model and, when present, a trained weight set (weights/<model_version>/).
 
 A weight set is a folder with ``manifest.json`` plus small safetensors adapters (see training/). The newest
-manifest under ``settings.weights_dir`` is used when ``settings.weights == "auto"``.
+manifest under ``settings.weights_dir`` is used when ``settings.weights == "auto"``. A weight set fixes T_S (the
+item tokens it was trained to read): it is used unless MIXLM_N_ITEM_TOKENS is set, which then picks among the sets.
 """
 
 from __future__ import annotations
@@ -34,12 +35,19 @@ def find_weights(settings: Settings) -> Path | None:
     candidates = []
     for manifest in Path(settings.weights_dir).glob(f"*/{MANIFEST}"):
         meta = json.loads(manifest.read_text())
-        if meta.get("base_model") != settings.base_model or meta.get("n_item_tokens") != settings.n_item_tokens:
+        if meta.get("base_model") != settings.base_model:
+            continue
+        if explicit_item_tokens(settings) not in (None, meta.get("n_item_tokens")):
             continue
         if settings.encoder_model not in ("auto", manifest_encoder(meta)):
             continue
         candidates.append((meta.get("created_at", 0), manifest.parent))
     return max(candidates)[1] if candidates else None
+
+
+def explicit_item_tokens(settings: Settings) -> int | None:
+    """T_S when the user set it (env, CLI, code), else None: the weight set's T_S then applies."""
+    return settings.n_item_tokens if "n_item_tokens" in settings.model_fields_set else None
 
 
 def manifest_encoder(meta: dict) -> str:
@@ -57,6 +65,7 @@ def build_mixlm(settings: Settings) -> MixLM:
         encoder_model = manifest_encoder(manifest) if manifest else settings.base_model
     elif manifest and manifest_encoder(manifest) != encoder_model:
         raise WeightSetError(f"{folder}: trained with encoder {manifest_encoder(manifest)}, MIXLM_ENCODER_MODEL={encoder_model}")
+    n_item_tokens = explicit_item_tokens(settings) or int(manifest.get("n_item_tokens", settings.n_item_tokens))
     tokenizer = loading.load_tokenizer(settings.home, settings.base_model)
     ranker_lm = loading.load_causal_lm(settings.home, settings.base_model, dtype)
     sampling = loading.encoder_sampling(encoder_model)
@@ -65,7 +74,7 @@ def build_mixlm(settings: Settings) -> MixLM:
     # makes its item tokens mean something to the ranker.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        encoder = Encoder(encoder_body, settings.n_item_tokens, out_dim=ranker_lm.config.hidden_size, sampling=sampling)
+        encoder = Encoder(encoder_body, n_item_tokens, out_dim=ranker_lm.config.hidden_size, sampling=sampling)
     yes_id, no_id = tokenizer.convert_tokens_to_ids([loading.YES_TOKEN, loading.NO_TOKEN])
     ranker = Ranker(ranker_lm, yes_id, no_id)
     encoder_fingerprint = "base"
@@ -80,7 +89,7 @@ def build_mixlm(settings: Settings) -> MixLM:
         encoder_fingerprint = apply_weight_set(folder, encoder, ranker)
         log.info("loaded weight set %s", folder)
     version = model_version(loading.encoder_base_fingerprint(settings.home, encoder_model), encoder_fingerprint,
-                            settings.n_item_tokens, sampling)
+                            n_item_tokens, sampling)
     # Serving and encoding never train: no autograd bookkeeping (training enables grads on what it tunes).
     for module in (encoder, ranker):
         module.to(device, dtype).eval().requires_grad_(False)

@@ -128,7 +128,8 @@ def _finished_set(report: EvalReport, settings, out: Path | None, run: EvalRun, 
         from bench.results import record as record_rows
 
         header, rows = report_table(report)
-        note = f"model_version {report.model_version}; weights={settings.weights}; T_S={settings.n_item_tokens}"
+        t_s = sorted({r.n_item_tokens for r in report.results if r.n_item_tokens})
+        note = f"model_version {report.model_version}; weights={settings.weights}; T_S={'/'.join(map(str, t_s)) or '-'}"
         note += f"; sample drawn without the {report.trained_on} queries the weight set was trained on"
         # The CPU may be shared: the load average says how much of it this run had.
         note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"

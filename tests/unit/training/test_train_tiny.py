@@ -118,6 +118,22 @@ def test_a_set_trained_for_another_item_token_count_is_refused(trained):
         build_mixlm(settings.model_copy(update={"weights": str(result.folder), "n_item_tokens": 2}))
 
 
+def test_auto_weights_bring_their_item_token_count(titles_dir, tmp_path):
+    # A set trained for T_S = 2 is served with 2 tokens when MIXLM_N_ITEM_TOKENS is unset; setting it picks among sets.
+    out = tmp_path / "weights"
+    settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", device="cpu", weights_dir=out,
+                        sqlite_path=tmp_path / "store.sqlite", max_item_text_tokens=24)
+    cfg = load_config("tiny")
+    cfg.data.sets, cfg.model.n_item_tokens = [titles_dir.name], 2
+    result = run(cfg, settings.model_copy(update={"weights": "none"}), titles_dir, out, evaluate=False, progress=False)
+    assert find_weights(settings) == result.folder
+    model = build_mixlm(settings)
+    assert model.n_item_tokens == 2 and model.model_version == result.folder.name
+    assert model.encode_items(TEXTS).shape[1] == 2
+    assert find_weights(settings.model_copy(update={"n_item_tokens": 1})) is None
+    assert find_weights(settings.model_copy(update={"n_item_tokens": 2})) == result.folder
+
+
 def test_cli_trains_the_tiny_preset_and_prints_the_data_card(titles_dir, tmp_path):
     from click.testing import CliRunner
 
