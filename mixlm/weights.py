@@ -32,12 +32,12 @@ def find_weights(settings: Settings) -> Path | None:
         if not (folder / MANIFEST).exists():
             raise FileNotFoundError(f"MIXLM_WEIGHTS={folder}: no {MANIFEST} there")
         return folder
-    candidates = []
+    candidates, n_item_tokens = [], explicit_item_tokens(settings)
     for manifest in Path(settings.weights_dir).glob(f"*/{MANIFEST}"):
         meta = json.loads(manifest.read_text())
         if meta.get("base_model") != settings.base_model:
             continue
-        if explicit_item_tokens(settings) not in (None, meta.get("n_item_tokens")):
+        if n_item_tokens not in (None, meta.get("n_item_tokens")):
             continue
         if settings.encoder_model not in ("auto", manifest_encoder(meta)):
             continue

@@ -10,8 +10,8 @@ import click
 import msgspec
 
 from mixlm.cli import settings_of
-from training.evaluate import (EvalReport, EvalRun, evaluate_sets, find_sets, parse_candidates, parse_system,
-                               report_table)
+from training.evaluate import (SE_COLUMN, EvalReport, EvalRun, evaluate_sets, find_sets, paired_lines,
+                               parse_candidates, parse_system, report_table)
 from training.metrics import MEASURES
 
 # The teacher is opt-in: it reads every candidate's full text (7x MixLM's scoring time per item in the
@@ -95,6 +95,8 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
         rows = [row for report in run.reports for row in report_table(report)[1]]
         if rows:
             _print_table(report_table(run.reports[0])[0], rows, run.reports[0].model_version)
+            for line in (line for report in run.reports for line in paired_lines(report)):
+                click.echo(line)
         if run.not_run:
             click.echo(f"not evaluated (interrupted): {', '.join(run.not_run)}", err=True)
         if skipped:
@@ -135,6 +137,9 @@ def _finished_set(report: EvalReport, settings, out: Path | None, run: EvalRun, 
         note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"
         if report.interrupted:
             note += f"; interrupted before {', '.join(report.interrupted)}"
+        if len(report.results) > 1:
+            note += "; paired differences (± standard error): " + "; ".join(
+                line.split(": ", 1)[1] for line in paired_lines(report))
         record_rows(f"eval {report.data_set}", header, rows, note=note)
         click.echo("appended to bench/RESULTS.md", err=True)
 
@@ -153,7 +158,7 @@ def _print_table(header: list[str], rows: list[list], model_version: str | None)
 
 
 def _cell(column: str, value) -> str:
-    if column in MEASURES:
+    if column in MEASURES or column == SE_COLUMN:
         return f"{value:.4f}"
     if column == "items/s":
         return f"{value:,.1f}"

@@ -25,12 +25,13 @@ from training import first_stage
 from training.datasets import (DOCS, QRELS, QUERIES, RelevanceSet, doc_text, excluded_docs, load_relevance_set,
                                sample_queries)
 from training.item_cache import encoded_items
-from training.metrics import MEASURES, mean_metrics, rank
+from training.metrics import MEASURES, mean_and_se, means, paired_difference, per_query, rank
 from training.pairs import trained_on
 
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("bm25", "biencoder", "teacher", "mixlm")
+SE_COLUMN = "NDCG@10 SE"  # standard error of the mean over the sampled queries
 FIRST_STAGES = ("bm25", "biencoder")
 Scores = dict[str, dict[str, float]]  # query_id -> doc_id -> score
 
@@ -43,6 +44,11 @@ class SystemResult(msgspec.Struct):
     items_per_s: float
     encode_s: float = 0.0  # MixLM: nearline item encoding of the docs not cached yet
     n_item_tokens: int | None = None  # MixLM: T_S
+    per_query: dict[str, float] = {}  # NDCG@10 of each query: the standard error and paired differences come from it
+
+    @property
+    def ndcg_se(self) -> float:
+        return mean_and_se(list(self.per_query.values()))[1]
 
 
 class EvalReport(msgspec.Struct):
@@ -169,8 +175,9 @@ class Evaluation:
             scores, score_s, encode_s = self._mixlm()
             n_tokens = self.model.n_item_tokens
         rankings = {q: rank(scores[q], self.candidates[q]) for q in self.query_ids}
-        metrics = mean_metrics(self.rs.qrels, rankings, self.query_ids)
-        return SystemResult(spec, metrics, n_items, score_s, n_items / max(score_s, 1e-9), encode_s, n_tokens)
+        values = per_query(self.rs.qrels, rankings, self.query_ids)
+        return SystemResult(spec, means(values), n_items, score_s, n_items / max(score_s, 1e-9), encode_s, n_tokens,
+                            {q: v["NDCG@10"] for q, v in values.items()})
 
     def _texts(self, truncate: int | None) -> dict[str, str]:
         """Item text of every candidate doc, optionally cut to its first ``truncate`` tokens."""
@@ -261,7 +268,18 @@ def _timed(fn: Callable[[], Scores]) -> tuple[Scores, float]:
 
 def report_table(report: EvalReport) -> tuple[list[str], list[list]]:
     """Header and rows in the shape of the paper's Table 3 (plus throughput of this machine)."""
-    header = ["data set", "first stage", "queries", "system", *MEASURES, "items/s"]
+    header = ["data set", "first stage", "queries", "system", *MEASURES, SE_COLUMN, "items/s"]
     rows = [[report.data_set, report.first_stage, report.n_queries, r.system,
-             *(round(r.metrics[m], 4) for m in MEASURES), round(r.items_per_s, 1)] for r in report.results]
+             *(round(r.metrics[m], 4) for m in MEASURES), round(r.ndcg_se, 4), round(r.items_per_s, 1)]
+            for r in report.results]
     return header, rows
+
+
+def paired_lines(report: EvalReport) -> list[str]:
+    """Each later system against each earlier one: the NDCG@10 difference on the same queries and its error."""
+    lines = []
+    for i, later in enumerate(report.results):
+        for earlier in report.results[:i]:
+            diff, se = paired_difference(later.per_query, earlier.per_query)
+            lines.append(f"{report.data_set}: {later.system} - {earlier.system}: NDCG@10 {diff:+.4f} ± {se:.4f}")
+    return lines

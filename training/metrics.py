@@ -37,6 +37,30 @@ def per_query(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Seq
 def mean_metrics(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequence[str]],
                  query_ids: Sequence[str]) -> dict[str, float]:
     """Each metric averaged over query_ids (queries without a ranking count as 0, as in trec_eval -c)."""
-    values = per_query(qrels, rankings, query_ids)
-    n = max(len(query_ids), 1)
+    return means(per_query(qrels, rankings, query_ids))
+
+
+def means(values: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each metric of per_query's {query_id: {metric: value}} averaged over its queries."""
+    n = max(len(values), 1)
     return {name: sum(v[name] for v in values.values()) / n for name in MEASURES}
+
+
+def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample standard deviation / sqrt(n)); the error is 0 below two values."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, (variance / n) ** 0.5
+
+
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float, float]:
+    """Mean of a[q] - b[q] over the queries both have, and its standard error.
+
+    Two systems on one query sample share its hard and easy queries, so the error of their difference is
+    usually well below either system's own: this is the one to read a "within 0.01" or "+0.05" claim against."""
+    return mean_and_se([a[q] - b[q] for q in a if q in b])

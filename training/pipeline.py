@@ -196,13 +196,15 @@ def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, 
                 run_dir: Path, model=None, weights: str | None = None) -> dict[str, float]:
     """Mean dev metrics over the sets for one system: "teacher" (text prompt), "mixlm" (item tokens), "bm25" or
     "biencoder"."""
-    from training.evaluate import Evaluation
+    from training.evaluate import SE_COLUMN, Evaluation
+    from training.metrics import mean_and_se
 
     eval_settings = settings.model_copy(update={
         "base_model": cfg.model.base_model, "n_item_tokens": cfg.model.n_item_tokens, "encoder_model": "auto",
         "max_item_text_tokens": cfg.data.max_item_tokens, **({"weights": weights} if weights else {}),
     })
     totals: dict[str, float] = {}
+    ndcg: list[float] = []  # per query, over all sets: the mean's standard error
     n = 0
     for rs in sets:
         subset = dev_subset(rs, data.dev[rs.name])
@@ -221,16 +223,20 @@ def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, 
         for k, v in result.metrics.items():
             totals[k] = totals.get(k, 0.0) + v * len(subset.qrels)
         n += len(subset.qrels)
-    return {k: v / max(n, 1) for k, v in totals.items()}
+        ndcg += result.per_query.values()
+    return {**{k: v / max(n, 1) for k, v in totals.items()}, SE_COLUMN: mean_and_se(ndcg)[1]}
 
 
 def summary_table(result: RunResult) -> tuple[list[str], list[list]]:
     """One row per stage (steps, throughput, loss) and per dev system (metrics), for bench/RESULTS.md."""
-    header = ["what", "steps", "items/s", "loss first 10", "loss last 10", "NDCG@10", "MRR@10", "Recall@50"]
+    from training.evaluate import SE_COLUMN
+
+    metrics = ("NDCG@10", SE_COLUMN, "MRR@10", "Recall@50")
+    header = ["what", "steps", "items/s", "loss first 10", "loss last 10", *metrics]
     rows: list[list] = []
     for name, h in (("stage II (teacher)", result.stage2), ("stage III (joint)", result.stage3)):
         rows.append([name, len(h.losses), round(h.items_per_s, 2), round(h.mean(0, 10), 4), round(h.mean(-10, None), 4),
-                     "", "", ""])
+                     *[""] * len(metrics)])
     for system, m in result.dev.items():
-        rows.append([f"dev: {system}", "", "", "", "", *(round(m.get(k, 0.0), 4) for k in ("NDCG@10", "MRR@10", "Recall@50"))])
+        rows.append([f"dev: {system}", "", "", "", "", *(round(m.get(k, 0.0), 4) for k in metrics)])
     return header, rows

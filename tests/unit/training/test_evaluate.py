@@ -55,6 +55,12 @@ def test_cli_reports_every_system_as_table_and_json(hand_set: Path, tmp_path: Pa
     # Reranking never changes which docs are in the list, so Recall@50 is the first stage's for everyone.
     assert len({r.metrics["Recall@50"] for r in report.results}) == 1
     assert report.results[2].n_item_tokens == 1
+    # Per-query NDCG@10 behind the mean, its standard error in the table, and the paired differences printed.
+    for r in report.results:
+        assert sorted(r.per_query) == sorted(report.query_ids)
+        assert sum(r.per_query.values()) / 3 == pytest.approx(r.metrics["NDCG@10"])
+    assert "NDCG@10 SE" in result.output
+    assert "hand: mixlm - teacher: NDCG@10 " in result.output and "± " in result.output
 
 
 def test_bm25_system_on_its_own_candidates_finds_the_lexical_matches(hand_set: Path, tiny_settings: Settings):

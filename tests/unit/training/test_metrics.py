@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from training.metrics import mean_metrics, per_query, rank
+from training.metrics import mean_and_se, mean_metrics, paired_difference, per_query, rank
 
 QRELS = {
     "q1": {"a": 3, "b": 1, "c": 2, "z": 0},
@@ -60,3 +60,20 @@ def test_tied_scores_keep_first_stage_order_instead_of_trec_eval_doc_id_order():
     assert ranking == ["m", "a", "z"]
     # trec_eval would put "z" before "a" on a tie; the rank list must win.
     assert per_query({"q": {"a": 1}}, {"q": ranking}, ["q"])["q"]["MRR@10"] == pytest.approx(0.5)
+
+
+def test_standard_error_is_the_sample_deviation_over_root_n():
+    mean, se = mean_and_se([0.0, 1.0, 0.5, 0.5])
+    assert mean == pytest.approx(0.5)
+    assert se == pytest.approx(math.sqrt((0.25 + 0.25) / 3 / 4))
+    assert mean_and_se([0.7]) == (0.7, 0.0) and mean_and_se([]) == (0.0, 0.0)
+
+
+def test_paired_difference_removes_the_noise_both_systems_share():
+    hard_and_easy = {"q1": 0.1, "q2": 0.9, "q3": 0.4, "q4": 0.6}
+    better = {q: v + 0.05 for q, v in hard_and_easy.items()}
+    diff, se = paired_difference(better, hard_and_easy)
+    assert diff == pytest.approx(0.05) and se == pytest.approx(0.0, abs=1e-12)
+    assert mean_and_se(list(better.values()))[1] > 0.1  # each system's own error is large
+    # Only queries both systems were scored on count.
+    assert paired_difference({"q1": 1.0, "extra": 0.0}, {"q1": 0.5}) == (0.5, 0.0)
