@@ -23,6 +23,7 @@ COMMANDS = {
     "serve": "ranker_service.cli:serve",
     "train": "training.cli:train",
     "eval": "training.eval_cli:eval_command",
+    "compare": "training.eval_cli:compare_command",
     "bench": "bench.cli:bench",
     "demo": "mixlm.demo:demo",
 }

@@ -10,8 +10,8 @@ import click
 import msgspec
 
 from mixlm.cli import settings_of
-from training.evaluate import (SE_COLUMN, EvalReport, EvalRun, evaluate_sets, find_sets, paired_lines,
-                               parse_candidates, parse_system, report_table)
+from training.evaluate import (SE_COLUMN, EvalReport, EvalRun, compare_runs, evaluate_sets, find_sets,
+                               paired_lines, parse_candidates, parse_system, report_table)
 from training.metrics import MEASURES
 
 # The teacher is opt-in: it reads every candidate's full text (7x MixLM's scoring time per item in the
@@ -163,3 +163,23 @@ def _cell(column: str, value) -> str:
     if column == "items/s":
         return f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+@click.command("compare")
+@click.argument("first", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def compare_command(first: Path, second: Path) -> None:
+    """Paired NDCG@10 differences between two `mixlm eval --out` files (say, two weight sets): each system of FIRST
+    minus the same system of SECOND, on the queries both sampled, ± the standard error of the difference."""
+    runs = []
+    for path in (first, second):
+        try:
+            runs.append(msgspec.json.decode(path.read_bytes(), type=EvalRun))
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise click.BadParameter(f"{path}: not a `mixlm eval --out` file ({e})") from e
+    lines = compare_runs(*runs)
+    if not lines:
+        raise click.ClickException(f"nothing to compare: {first} and {second} share no data set and system with "
+                                   "per-query values (files written before per-query NDCG@10 have none)")
+    for line in lines:
+        click.echo(line)

@@ -277,9 +277,28 @@ def report_table(report: EvalReport) -> tuple[list[str], list[list]]:
 
 def paired_lines(report: EvalReport) -> list[str]:
     """Each later system against each earlier one: the NDCG@10 difference on the same queries and its error."""
+    return [_paired_line(report.data_set, later.system, later, earlier.system, earlier)
+            for i, later in enumerate(report.results) for earlier in report.results[:i]]
+
+
+def compare_runs(first: EvalRun, second: EvalRun) -> list[str]:
+    """Each system of ``first`` against the same system in ``second`` (two `mixlm eval --out` files, e.g. two weight
+    sets), per data set both evaluated, on the queries both sampled."""
+    other = {r.data_set: r for r in second.reports}
     lines = []
-    for i, later in enumerate(report.results):
-        for earlier in report.results[:i]:
-            diff, se = paired_difference(later.per_query, earlier.per_query)
-            lines.append(f"{report.data_set}: {later.system} - {earlier.system}: NDCG@10 {diff:+.4f} ± {se:.4f}")
+    for report in first.reports:
+        if report.data_set not in other:
+            continue
+        theirs = {r.system: r for r in other[report.data_set].results}
+        for mine in report.results:
+            if mine.system in theirs and mine.per_query and theirs[mine.system].per_query:
+                lines.append(_paired_line(report.data_set, f"{mine.system} ({report.model_version})", mine,
+                                          f"{mine.system} ({other[report.data_set].model_version})",
+                                          theirs[mine.system]))
     return lines
+
+
+def _paired_line(data_set: str, label: str, result: SystemResult, other_label: str, other: SystemResult) -> str:
+    diff, se = paired_difference(result.per_query, other.per_query)
+    shared = len(result.per_query.keys() & other.per_query.keys())
+    return f"{data_set}: {label} - {other_label}: NDCG@10 {diff:+.4f} ± {se:.4f} ({shared} queries)"

@@ -238,5 +238,5 @@ def summary_table(result: RunResult) -> tuple[list[str], list[list]]:
         rows.append([name, len(h.losses), round(h.items_per_s, 2), round(h.mean(0, 10), 4), round(h.mean(-10, None), 4),
                      *[""] * len(metrics)])
     for system, m in result.dev.items():
-        rows.append([f"dev: {system}", "", "", "", "", *(round(m.get(k, 0.0), 4) for k in metrics)])
+        rows.append([f"dev: {system}", "", "", "", "", *(round(m[k], 4) if k in m else "" for k in metrics)])
     return header, rows

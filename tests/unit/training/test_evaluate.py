@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mixlm.cli import cli
 from mixlm.settings import Settings
 from training.datasets import Doc, Query, RelevanceSet, save_relevance_set
-from training.evaluate import EvalRun, Evaluation, parse_candidates, parse_system
+from training.evaluate import EvalReport, EvalRun, Evaluation, SystemResult, compare_runs, parse_candidates, parse_system
 from training.item_cache import cache_file
 
 DOCS = {
@@ -150,3 +150,26 @@ def test_interrupted_run_still_reports_the_finished_systems(tiny_settings: Setti
     report = ev.run(["bm25", "teacher", "mixlm"])
     assert [r.system for r in report.results] == ["bm25"]
     assert report.interrupted == ["teacher", "mixlm"]
+
+
+def _run(version: str, per_query: dict[str, float], data_set: str = "hand") -> EvalRun:
+    result = SystemResult("mixlm", {"NDCG@10": sum(per_query.values()) / len(per_query)}, len(per_query), 1.0, 1.0,
+                          per_query=per_query)
+    report = EvalReport(data_set, "bm25:50", len(per_query), 0, version, [result], sorted(per_query))
+    return EvalRun("data", [report])
+
+
+def test_compare_pairs_the_same_system_of_two_runs_on_their_shared_queries(tmp_path: Path):
+    a = _run("aaa", {"q1": 0.5, "q2": 0.25, "q3": 1.0})
+    b = _run("bbb", {"q1": 0.25, "q2": 0.0, "q4": 0.0})  # q3 and q4: sampled by one run only
+    assert compare_runs(a, b) == ["hand: mixlm (aaa) - mixlm (bbb): NDCG@10 +0.2500 ± 0.0000 (2 queries)"]
+    assert compare_runs(a, _run("ccc", {"q1": 0.0}, data_set="other")) == []
+    for name, run in (("a.json", a), ("b.json", b), ("other.json", _run("ccc", {"q1": 0.0}, data_set="other"))):
+        (tmp_path / name).write_bytes(msgspec.json.encode(run))
+    ok = CliRunner().invoke(cli, ["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert ok.exit_code == 0 and "+0.2500" in ok.output
+    nothing = CliRunner().invoke(cli, ["compare", str(tmp_path / "a.json"), str(tmp_path / "other.json")])
+    assert nothing.exit_code == 1 and "nothing to compare" in nothing.output
+    (tmp_path / "bad.json").write_text("{}")
+    bad = CliRunner().invoke(cli, ["compare", str(tmp_path / "bad.json"), str(tmp_path / "a.json")])
+    assert bad.exit_code == 2 and "not a `mixlm eval --out` file" in bad.output

@@ -62,6 +62,8 @@ def test_manifest_names_the_version_the_service_computes(trained):
     assert {"created_at", "data", "steps", "dev_metrics", "base_fingerprint"} <= set(manifest)
     assert manifest["steps"] == {"stage2": 20, "stage3": 20}
     assert set(manifest["dev_metrics"]) == {"teacher", "bm25", "mixlm", "mixlm_untrained"}  # bm25: the first stage
+    for metrics in manifest["dev_metrics"].values():
+        assert set(metrics) == {"NDCG@10", "NDCG@10 SE", "MRR@10", "Recall@50"} and metrics["NDCG@10 SE"] >= 0
     auto = settings.model_copy(update={"weights": "auto"})
     assert find_weights(auto) == result.folder
 
