@@ -53,8 +53,8 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
         folder.mkdir(parents=True, exist_ok=True)
         _, data, dev = prepare(cfg, settings, data_dir, folder, evaluate=not no_eval)
         click.echo(data.card.render())
-        for system, metrics in dev.items():
-            click.echo(f"dev {system}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        for system, d in dev.items():
+            click.echo(f"dev {system}: " + ", ".join(f"{k}={v:.4f}" for k, v in d.metrics.items()))
         click.echo(f"prepared; bi-encoder cache: {settings.home / 'cache' / 'biencoder'}")
         return
     try:

@@ -40,6 +40,7 @@ class RunResult:
     stage2: History
     stage3: History
     dev: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> metrics
+    dev_paired: dict[str, dict[str, float]] = field(default_factory=dict)  # "mixlm - <system>" -> NDCG@10 diff, SE
     seconds: float = 0.0
     model: MixLM | None = None  # the trained modules (adapters not merged), when the caller asks to keep them
 
@@ -102,10 +103,10 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
 
     teacher_dev = run_dir / "teacher_dev.json"
     if evaluate and resume and teacher_dev.exists():
-        dev["teacher"] = json.loads(teacher_dev.read_text())
+        dev["teacher"] = DevResult.load(teacher_dev)
     elif evaluate:
         dev["teacher"] = dev_metrics(sets, data, cfg, settings, "teacher", run_dir, model=mix)
-        teacher_dev.write_text(json.dumps(dev["teacher"]))
+        dev["teacher"].save(teacher_dev)
 
     cache = build_teacher_cache(mix, stage3_groups(data.groups, cfg), run_dir / "teacher_cache.pt",
                                 with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
@@ -141,11 +142,18 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         dev["mixlm"] = dev_metrics(sets, data, cfg, settings, "mixlm", run_dir, weights=str(folder))
         if cfg.eval.compare_base:
             dev["mixlm_untrained"] = dev_metrics(sets, data, cfg, settings, "mixlm", run_dir, weights="none")
-        update_manifest(folder, dev_metrics=dev, dev_first_stage=f"{cfg.eval.first_stage}:{cfg.eval.k}")
-        for system, metrics in dev.items():
-            echo(f"dev {system}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    paired = paired_dev(dev) if evaluate else {}
+    metrics = {system: d.metrics for system, d in dev.items()}
+    if evaluate:
+        update_manifest(folder, dev_metrics=metrics, dev_paired=paired,
+                        dev_first_stage=f"{cfg.eval.first_stage}:{cfg.eval.k}")
+        for system, values in metrics.items():
+            echo(f"dev {system}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        for pair, d in paired.items():
+            echo(f"dev {pair}: NDCG@10 {d['NDCG@10']:+.4f} ± {d['SE']:.4f} (paired, same queries)")
     mix.encoder.eval(), mix.ranker.eval()
-    return RunResult(folder, data, stage2, stage3, dev, time.perf_counter() - t_start, mix if keep_model else None)
+    return RunResult(folder, data, stage2, stage3, metrics, paired, time.perf_counter() - t_start,
+                     mix if keep_model else None)
 
 
 def run_folder(cfg: TrainConfig, out_dir: Path, run_dir: Path | None = None) -> Path:
@@ -154,7 +162,7 @@ def run_folder(cfg: TrainConfig, out_dir: Path, run_dir: Path | None = None) -> 
 
 
 def prepare(cfg: TrainConfig, settings: Settings, data_root: Path, run_dir: Path, evaluate: bool = True
-            ) -> tuple[list[RelevanceSet], TrainingData, dict[str, dict[str, float]]]:
+            ) -> tuple[list[RelevanceSet], TrainingData, dict[str, DevResult]]:
     """The sets, the training data and (with ``evaluate``) the first stages' dev metrics as baselines.
 
     This is all a run needs the MiniLM bi-encoder for, and its embeddings land in the on-disk cache: run on its
@@ -192,8 +200,40 @@ def dev_subset(rs: RelevanceSet, query_ids: list[str]) -> RelevanceSet:
     )
 
 
+@dataclass
+class DevResult:
+    """One system's dev metrics, and its NDCG@10 per "<set>/<query id>" for paired differences."""
+
+    metrics: dict[str, float]
+    per_query: dict[str, float] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"metrics": self.metrics, "per_query": self.per_query}))
+
+    @classmethod
+    def load(cls, path: Path) -> DevResult:
+        raw = json.loads(path.read_text())
+        # Run folders from before per-query values hold the metrics alone.
+        return cls(raw["metrics"], raw.get("per_query", {})) if "metrics" in raw else cls(raw)
+
+
+def paired_dev(dev: dict[str, DevResult]) -> dict[str, dict[str, float]]:
+    """The trained MixLM against every other system on the same dev queries: issue 7's targets are these
+    differences (within 0.01 of the teacher, +0.05 over the bi-encoder)."""
+    from training.metrics import paired_difference
+
+    if "mixlm" not in dev or not dev["mixlm"].per_query:
+        return {}
+    out = {}
+    for system, d in dev.items():
+        if system != "mixlm" and d.per_query:
+            diff, se = paired_difference(dev["mixlm"].per_query, d.per_query)
+            out[f"mixlm - {system}"] = {"NDCG@10": diff, "SE": se}
+    return out
+
+
 def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, settings: Settings, system: str,
-                run_dir: Path, model=None, weights: str | None = None) -> dict[str, float]:
+                run_dir: Path, model=None, weights: str | None = None) -> DevResult:
     """Mean dev metrics over the sets for one system: "teacher" (text prompt), "mixlm" (item tokens), "bm25" or
     "biencoder"."""
     from training.evaluate import SE_COLUMN, Evaluation
@@ -204,7 +244,7 @@ def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, 
         "max_item_text_tokens": cfg.data.max_item_tokens, **({"weights": weights} if weights else {}),
     })
     totals: dict[str, float] = {}
-    ndcg: list[float] = []  # per query, over all sets: the mean's standard error
+    per_query: dict[str, float] = {}
     n = 0
     for rs in sets:
         subset = dev_subset(rs, data.dev[rs.name])
@@ -223,8 +263,9 @@ def dev_metrics(sets: list[RelevanceSet], data: TrainingData, cfg: TrainConfig, 
         for k, v in result.metrics.items():
             totals[k] = totals.get(k, 0.0) + v * len(subset.qrels)
         n += len(subset.qrels)
-        ndcg += result.per_query.values()
-    return {**{k: v / max(n, 1) for k, v in totals.items()}, SE_COLUMN: mean_and_se(ndcg)[1]}
+        per_query.update({f"{rs.name}/{q}": v for q, v in result.per_query.items()})
+    metrics = {k: v / max(n, 1) for k, v in totals.items()}
+    return DevResult({**metrics, SE_COLUMN: mean_and_se(list(per_query.values()))[1]}, per_query)
 
 
 def summary_table(result: RunResult) -> tuple[list[str], list[list]]:
@@ -239,4 +280,6 @@ def summary_table(result: RunResult) -> tuple[list[str], list[list]]:
                      *[""] * len(metrics)])
     for system, m in result.dev.items():
         rows.append([f"dev: {system}", "", "", "", "", *(round(m[k], 4) if k in m else "" for k in metrics)])
+    for pair, d in result.dev_paired.items():  # a difference and its paired error, in the NDCG@10 columns
+        rows.append([f"dev: {pair}", "", "", "", "", round(d["NDCG@10"], 4), round(d["SE"], 4), "", ""])
     return header, rows

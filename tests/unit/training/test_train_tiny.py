@@ -64,6 +64,13 @@ def test_manifest_names_the_version_the_service_computes(trained):
     assert set(manifest["dev_metrics"]) == {"teacher", "bm25", "mixlm", "mixlm_untrained"}  # bm25: the first stage
     for metrics in manifest["dev_metrics"].values():
         assert set(metrics) == {"NDCG@10", "NDCG@10 SE", "MRR@10", "Recall@50"} and metrics["NDCG@10 SE"] >= 0
+    # The targets' differences, paired on the same dev queries: mixlm minus every other system.
+    dev = manifest["dev_metrics"]
+    assert set(manifest["dev_paired"]) == {"mixlm - teacher", "mixlm - bm25", "mixlm - mixlm_untrained"}
+    for pair, d in manifest["dev_paired"].items():
+        other = pair.removeprefix("mixlm - ")
+        assert d["NDCG@10"] == pytest.approx(dev["mixlm"]["NDCG@10"] - dev[other]["NDCG@10"], abs=1e-9)
+        assert d["SE"] >= 0
     auto = settings.model_copy(update={"weights": "auto"})
     assert find_weights(auto) == result.folder
 
@@ -288,3 +295,18 @@ def test_the_projector_of_a_sentence_encoder_keeps_the_items_apart_at_the_ranker
     # Every angle between two items survives the projection (a ridge fit squeezed them together: stage III collapsed).
     assert torch.allclose(cosines(tokens), cosines(pooled), atol=1e-4)
     assert float(tokens[:16].norm(dim=-1).mean()) == pytest.approx(token_norm, rel=1e-3)
+
+
+def test_dev_results_round_trip_and_old_teacher_dev_files_still_load(tmp_path):
+    from training.pipeline import DevResult, paired_dev
+
+    saved = DevResult({"NDCG@10": 0.5}, {"set/q1": 0.25, "set/q2": 0.75})
+    saved.save(tmp_path / "new.json")
+    assert DevResult.load(tmp_path / "new.json") == saved
+    (tmp_path / "old.json").write_text(json.dumps({"NDCG@10": 0.3, "MRR@10": 0.2}))
+    old = DevResult.load(tmp_path / "old.json")
+    assert old == DevResult({"NDCG@10": 0.3, "MRR@10": 0.2}, {})
+    # A system without per-query values (an old teacher_dev.json) is left out of the paired differences.
+    mixlm = DevResult({"NDCG@10": 0.6}, {"set/q1": 0.5, "set/q2": 0.75})
+    assert paired_dev({"mixlm": mixlm, "teacher": old, "bm25": saved}) == {"mixlm - bm25": {"NDCG@10": 0.125,
+                                                                                           "SE": 0.125}}
