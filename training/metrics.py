@@ -7,6 +7,8 @@ decreasing scores, so trec_eval's own tie-breaking (by doc id) never reorders th
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 
 import ir_measures
@@ -48,14 +50,10 @@ def means(values: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 
 def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
     """The mean and its standard error (sample standard deviation / sqrt(n)); the error is 0 below two values."""
-    n = len(values)
-    if n == 0:
+    if not values:
         return 0.0, 0.0
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, (variance / n) ** 0.5
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return statistics.fmean(values), se
 
 
 def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float, float]:
