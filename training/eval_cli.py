@@ -138,8 +138,7 @@ def _finished_set(report: EvalReport, settings, out: Path | None, run: EvalRun, 
         if report.interrupted:
             note += f"; interrupted before {', '.join(report.interrupted)}"
         if len(report.results) > 1:
-            note += "; paired differences (± standard error): " + "; ".join(
-                line.split(": ", 1)[1] for line in paired_lines(report))
+            note += "; paired differences (± standard error): " + "; ".join(paired_lines(report, with_set=False))
         record_rows(f"eval {report.data_set}", header, rows, note=note)
         click.echo("appended to bench/RESULTS.md", err=True)
 

@@ -275,10 +275,12 @@ def report_table(report: EvalReport) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def paired_lines(report: EvalReport) -> list[str]:
-    """Each later system against each earlier one: the NDCG@10 difference on the same queries and its error."""
-    return [_paired_line(report.data_set, later.system, later, earlier.system, earlier)
-            for i, later in enumerate(report.results) for earlier in report.results[:i]]
+def paired_lines(report: EvalReport, with_set: bool = True) -> list[str]:
+    """Each later system against each earlier one: the NDCG@10 difference on the same queries and its error
+    (``with_set``: each line starts with the data set's name)."""
+    lines = [_paired_line(later.system, later, earlier.system, earlier)
+             for i, later in enumerate(report.results) for earlier in report.results[:i]]
+    return [f"{report.data_set}: {line}" for line in lines] if with_set else lines
 
 
 def compare_runs(first: EvalRun, second: EvalRun) -> list[str]:
@@ -292,13 +294,13 @@ def compare_runs(first: EvalRun, second: EvalRun) -> list[str]:
         theirs = {r.system: r for r in other[report.data_set].results}
         for mine in report.results:
             if mine.system in theirs and mine.per_query and theirs[mine.system].per_query:
-                lines.append(_paired_line(report.data_set, f"{mine.system} ({report.model_version})", mine,
-                                          f"{mine.system} ({other[report.data_set].model_version})",
-                                          theirs[mine.system]))
+                line = _paired_line(f"{mine.system} ({report.model_version})", mine,
+                                    f"{mine.system} ({other[report.data_set].model_version})", theirs[mine.system])
+                lines.append(f"{report.data_set}: {line}")
     return lines
 
 
-def _paired_line(data_set: str, label: str, result: SystemResult, other_label: str, other: SystemResult) -> str:
+def _paired_line(label: str, result: SystemResult, other_label: str, other: SystemResult) -> str:
     diff, se = paired_difference(result.per_query, other.per_query)
     shared = len(result.per_query.keys() & other.per_query.keys())
-    return f"{data_set}: {label} - {other_label}: NDCG@10 {diff:+.4f} ± {se:.4f} ({shared} queries)"
+    return f"{label} - {other_label}: NDCG@10 {diff:+.4f} ± {se:.4f} ({shared} queries)"
