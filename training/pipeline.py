@@ -142,7 +142,7 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         dev["mixlm"] = dev_metrics(sets, data, cfg, settings, "mixlm", run_dir, weights=str(folder))
         if cfg.eval.compare_base:
             dev["mixlm_untrained"] = dev_metrics(sets, data, cfg, settings, "mixlm", run_dir, weights="none")
-    paired = paired_dev(dev) if evaluate else {}
+    paired = paired_dev(dev)  # {} without dev results
     metrics = {system: d.metrics for system, d in dev.items()}
     if evaluate:
         update_manifest(folder, dev_metrics=metrics, dev_paired=paired,
