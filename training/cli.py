@@ -23,6 +23,9 @@ from mixlm.cli import settings_of
 @click.option("--no-eval", is_flag=True, help="Skip the dev metrics (teacher, trained and untrained MixLM).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Override the steps of both stages (a quick smoke run of a preset).")
+@click.option("--time-budget", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Fit the run into this wall time: each stage times its first steps, then cuts its step count "
+                   "(and its schedule) to what fits; stage II gets the preset's teacher_share of it.")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="torch CPU threads (0 = all cores); overrides the preset's cpu_threads.")
 @click.option("--record", is_flag=True, help="Append the run's throughput and dev metrics to bench/RESULTS.md.")
@@ -31,7 +34,7 @@ from mixlm.cli import settings_of
                    "MIXLM_HOME (what a machine without MiniLM needs: deploy/device/).")
 @click.pass_context
 def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path | None, resume: bool, no_eval: bool,
-          steps: int | None, threads: int | None, record: bool, prepare_only: bool) -> None:
+          steps: int | None, time_budget: float | None, threads: int | None, record: bool, prepare_only: bool) -> None:
     """Train the encoder and ranker (paper stages II and III) and write a weight set the service loads."""
     from training.config import ConfigError, load_config
     from training.loop import Interrupted
@@ -59,7 +62,7 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
         return
     try:
         result = run(cfg, settings, data_dir, out_dir or settings.weights_dir, run_dir=run_dir, resume=resume,
-                     evaluate=not no_eval, echo=click.echo)
+                     evaluate=not no_eval, echo=click.echo, time_budget=time_budget)
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
     except (Interrupted, KeyboardInterrupt) as e:
@@ -73,5 +76,6 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
         header, rows = summary_table(result)
         note = (f"preset {cfg.name}, weight set {result.folder.name}, {result.data.card.pairs} training pairs, "
                 f"dev = {result.data.card.dev_queries} held-out queries reranking {cfg.eval.first_stage} top "
-                f"{cfg.eval.k}; wall time {result.seconds:.0f}s (this run only; a resumed run counts its last part)")
+                f"{cfg.eval.k}; wall time {result.seconds:.0f}s (this run only; a resumed run counts its last part)"
+                + (f"; --time-budget {time_budget:.0f}s" if time_budget else ""))
         record_table(f"training ({cfg.name})", header, rows, note)

@@ -135,11 +135,16 @@ class TrainConfig(Struct):
     checkpoint_every: int = 50
     log_every: int = 10
     seed: int = 0
+    # With `mixlm train --time-budget`: stage II's share of the time left once the data is built; stage III gets
+    # the rest but what the dev metrics will take.
+    teacher_share: float = 0.3
 
     def validate(self) -> "TrainConfig":
         total = sum(p.fraction for p in self.stage3.phases)
         if not self.stage3.phases or abs(total - 1.0) > 1e-6:
             raise ConfigError(f"{self.name}: stage3 phase fractions must sum to 1, got {total}")
+        if not 0.0 < self.teacher_share < 1.0:
+            raise ConfigError(f"{self.name}: teacher_share must be between 0 and 1, got {self.teacher_share}")
         if self.model.lora.rank < 1 and not self.model.full_finetune:
             raise ConfigError(f"{self.name}: lora.rank must be >= 1")
         for stage in (self.stage2, self.stage3):
@@ -147,11 +152,11 @@ class TrainConfig(Struct):
                 raise ConfigError(f"{self.name}: steps and batch_queries must be >= 1, warmup_steps >= 0")
         return self
 
-    def phase_at(self, step: int) -> Phase:
-        """The stage III phase that step (0-based) falls in."""
+    def phase_at(self, step: int, total: int | None = None) -> Phase:
+        """The stage III phase that step (0-based) of ``total`` (default: the configured steps) falls in."""
         edge = 0.0
         for phase in self.stage3.phases:
-            edge += phase.fraction * self.stage3.steps
+            edge += phase.fraction * (total or self.stage3.steps)
             if step < edge:
                 return phase
         return self.stage3.phases[-1]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import torch
 
 from mixlm import loading
@@ -22,7 +24,7 @@ from mixlm.settings import Settings
 from training.adapters import load_trainable_state, trainable_state
 from training.config import ConfigError, TrainConfig, config_dict
 from training.datasets import QRELS, RelevanceSet, load_relevance_set
-from training.loop import History
+from training.loop import History, fit_steps
 from training.pairs import TrainingData, build_training_data
 from training.stage2 import run_stage2
 from training.stage3 import run_stage3, stage3_groups
@@ -65,19 +67,25 @@ def run(
     keep_model: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = log.info,
+    time_budget: float | None = None,
 ) -> RunResult:
+    """``time_budget`` (seconds): both stages cut their step counts to what fits (training/loop.py), stage II
+    taking ``cfg.teacher_share`` of the time; the dev metrics are left their measured time."""
     threads = torch.get_num_threads()
     if cfg.model.cpu_threads:
         torch.set_num_threads(cfg.model.cpu_threads)
     try:
-        return _run(cfg, settings, data_root, out_dir, run_dir, resume, evaluate, keep_model, progress, echo)
+        return _run(cfg, settings, data_root, out_dir, run_dir, resume, evaluate, keep_model, progress, echo,
+                    time_budget)
     finally:
         torch.set_num_threads(threads)  # a library call leaves the process as it found it
 
 
 def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, run_dir: Path | None, resume: bool,
-         evaluate: bool, keep_model: bool, progress: bool, echo: Callable[[str], None]) -> RunResult:
+         evaluate: bool, keep_model: bool, progress: bool, echo: Callable[[str], None],
+         time_budget: float | None) -> RunResult:
     t_start = time.perf_counter()
+    deadline = time.monotonic() + time_budget if time_budget else None
     torch.manual_seed(cfg.seed)
     run_dir = run_folder(cfg, out_dir, run_dir)
     if run_dir.exists() and not resume:
@@ -97,24 +105,46 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         stage2 = torch.load(run_dir / "stage2.ckpt", weights_only=False)["history"]
         echo("stage II: done earlier, teacher adapter loaded")
     else:
-        stage2 = run_stage2(mix, data.groups, cfg, run_dir, settings, resume, progress)
+        stage2_deadline = None if deadline is None else share_of_time_left(deadline, cfg.teacher_share)
+        stage2 = run_stage2(mix, data.groups, cfg, run_dir, settings, resume, progress, stage2_deadline)
         torch.save(trainable_state(mix.ranker), teacher_file)
-    echo(f"stage II: loss {stage2.mean(0, 10):.4f} -> {stage2.mean(-10, None):.4f}, {stage2.items_per_s:.1f} items/s")
+    echo(f"stage II: {len(stage2.losses)} steps, loss {stage2.mean(0, 10):.4f} -> {stage2.mean(-10, None):.4f}, "
+         f"{stage2.items_per_s:.1f} items/s")
 
-    teacher_dev = run_dir / "teacher_dev.json"
-    if evaluate and resume and teacher_dev.exists():
-        dev["teacher"] = DevResult.load(teacher_dev)
-    elif evaluate:
-        dev["teacher"] = dev_metrics(sets, data, cfg, settings, "teacher", run_dir, model=mix)
-        dev["teacher"].save(teacher_dev)
+    # Dev passes that need no stage III: the teacher's, and the untrained MixLM's, whose time is what the trained
+    # one's will take (what a budgeted stage III leaves for it). Kept in the run folder for --resume.
+    early = {"teacher": ("teacher", mix, None)} if evaluate else {}
+    if evaluate and cfg.eval.compare_base:
+        early["mixlm_untrained"] = ("mixlm", None, "none")
+    seconds: dict[str, float] = {}
+    for name, (system, trained, weights) in early.items():
+        path = run_dir / f"{name}_dev.json"
+        if resume and path.exists():
+            dev[name] = DevResult.load(path)
+            continue
+        t_dev = time.monotonic()
+        dev[name] = dev_metrics(sets, data, cfg, settings, system, run_dir, model=trained, weights=weights)
+        dev[name].save(path)
+        seconds[name] = time.monotonic() - t_dev
+
+    stage3_deadline, plan_file = None, run_dir / "budget.json"
+    if deadline is not None:
+        reserve = seconds.get("mixlm_untrained", seconds.get("teacher", 0.05 * time_budget)) if evaluate else 0.0
+        stage3_deadline = deadline - reserve
+    if deadline is not None or plan_file.exists():  # a budgeted run resumed without one keeps its plan too
+        seconds_left = time_left(stage3_deadline) if stage3_deadline is not None else 0.0
+        cfg = budget_stage3(cfg, stage2, seconds_left, len(data.groups), plan_file)
+        echo(f"time budget: stage III at most {cfg.stage3.steps} steps"
+             + (f", {time_left(deadline):.0f} s left" if deadline is not None else " (this run folder's plan)"))
 
     cache = build_teacher_cache(mix, stage3_groups(data.groups, cfg), run_dir / "teacher_cache.pt",
                                 with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
                                 progress=progress)
     if not (resume and (run_dir / "stage3.ckpt").exists()):
         init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)))
-    stage3 = run_stage3(mix, data.groups, cfg, cache, run_dir, settings, resume, progress)
-    echo(f"stage III: loss {stage3.mean(0, 10):.4f} -> {stage3.mean(-10, None):.4f}, {stage3.items_per_s:.1f} items/s")
+    stage3 = run_stage3(mix, data.groups, cfg, cache, run_dir, settings, resume, progress, stage3_deadline)
+    echo(f"stage III: {len(stage3.losses)} steps, loss {stage3.mean(0, 10):.4f} -> {stage3.mean(-10, None):.4f}, "
+         f"{stage3.items_per_s:.1f} items/s")
 
     m = cfg.model
 
@@ -134,14 +164,15 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
             "train_loss": {"stage2_first10": stage2.mean(0, 10), "stage2_last10": stage2.mean(-10, None),
                            "stage3_first10": stage3.mean(0, 10), "stage3_last10": stage3.mean(-10, None)},
             "items_per_s": {"stage2": stage2.items_per_s, "stage3": stage3.items_per_s},
+            "time_budget_s": time_budget,
             "config": config_dict(cfg),
         },
     )
     echo(f"weight set: {folder}")
     if evaluate:
         dev["mixlm"] = dev_metrics(sets, data, cfg, settings, "mixlm", run_dir, weights=str(folder))
-        if cfg.eval.compare_base:
-            dev["mixlm_untrained"] = dev_metrics(sets, data, cfg, settings, "mixlm", run_dir, weights="none")
+        if "mixlm_untrained" in dev:  # listed after the trained one
+            dev["mixlm_untrained"] = dev.pop("mixlm_untrained")
     paired = paired_dev(dev)  # {} without dev results
     metrics = {system: d.metrics for system, d in dev.items()}
     if evaluate:
@@ -154,6 +185,42 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
     mix.encoder.eval(), mix.ranker.eval()
     return RunResult(folder, data, stage2, stage3, metrics, paired, time.perf_counter() - t_start,
                      mix if keep_model else None)
+
+
+def time_left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+def share_of_time_left(deadline: float, share: float) -> float:
+    """The deadline of a part that gets ``share`` of the time left before ``deadline``."""
+    return time.monotonic() + share * max(time_left(deadline), 0.0)
+
+
+# Costs per query group, over a stage II step's time per group (forward and backward of the text prompt): a stage III
+# step by text path (its encoder reads each item's text as the teacher did; "no_grad" and "grad" also run the text
+# prompt through the ranker), and the teacher cache's forward pass (0.47 measured on the 2-core CPU).
+STAGE3_COST = {"cached": 1.0, "no_grad": 1.4, "grad": 2.0}
+CACHE_COST = 0.5
+
+
+def budget_stage3(cfg: TrainConfig, stage2: History, seconds: float, n_groups: int, plan_file: Path) -> TrainConfig:
+    """cfg with stage III cut to 1.2x the steps that fit ``seconds`` with their teacher cache, at stage II's pace,
+    so that the cache holds no groups a budgeted stage III will not reach (stage III then times its own first steps
+    and cuts further). Kept in ``plan_file``: a resumed run keeps its plan, and its cache, with any budget."""
+    if plan_file.exists():
+        steps = json.loads(plan_file.read_text())["stage3_steps"]
+    else:
+        per_group = stage2.seconds / max(len(stage2.losses) * cfg.stage2.batch_queries, 1)
+        batch = cfg.stage3.batch_queries
+        step, cache = per_group * batch * STAGE3_COST[cfg.stage3.text_path], per_group * CACHE_COST
+        steps = fit_steps(cfg.stage3.steps, 0, step + batch * cache, seconds)
+        if steps * batch > n_groups:  # every group gets cached: the cache costs its size once, not per step
+            steps = fit_steps(cfg.stage3.steps, 0, step, seconds - n_groups * cache)
+        steps = max(1, min(cfg.stage3.steps, math.ceil(1.2 * steps)))
+        plan_file.write_text(json.dumps({"stage3_steps": steps}) + "\n")
+    s3 = cfg.stage3
+    warmup = round(s3.warmup_steps * steps / s3.steps)
+    return msgspec.structs.replace(cfg, stage3=msgspec.structs.replace(s3, steps=steps, warmup_steps=warmup))
 
 
 def run_folder(cfg: TrainConfig, out_dir: Path, run_dir: Path | None = None) -> Path:

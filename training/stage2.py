@@ -31,10 +31,10 @@ def group_sizes(groups: list[QueryGroup]) -> list[int]:
 
 
 def run_stage2(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, run_dir: Path, settings,
-               resume: bool, progress: bool = True) -> History:
+               resume: bool, progress: bool = True, deadline: float | None = None) -> History:
     device = resolve_device(cfg, settings)
 
-    def step(batch: list[QueryGroup], _step: int):
+    def step(batch: list[QueryGroup], _step: int, _total: int):
         logits, _ = text_forward(mix, batch)
         labels = labels_of(batch, logits.device)
         sft = sft_loss(logits, labels)
@@ -48,4 +48,5 @@ def run_stage2(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, run_dir: 
         "stage II (teacher)", mix.ranker, [{"params": trainable_parameters(mix.ranker)}], cfg.stage2, groups, step,
         run_dir / "stage2.ckpt", checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, resume=resume,
         device=device, autocast_bf16=cfg.model.autocast_bf16, log_every=cfg.log_every, progress=progress,
+        deadline=deadline,
     )

@@ -69,11 +69,11 @@ def stage3_groups(groups: list[QueryGroup], cfg: TrainConfig) -> list[QueryGroup
 
 
 def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache, run_dir: Path,
-               settings, resume: bool, progress: bool = True) -> History:
+               settings, resume: bool, progress: bool = True, deadline: float | None = None) -> History:
     device = resolve_device(cfg, settings)
 
-    def step(batch: list[QueryGroup], index: int):
-        phase = cfg.phase_at(index)
+    def step(batch: list[QueryGroup], index: int, total: int):
+        phase = cfg.phase_at(index, total)
         logits, hidden, item_tokens = mixed_forward(mix, batch)
         teacher_p, _ = cache.lookup(batch, logits.device)
         text_hidden, text_p = text_path(mix, batch, cfg, cache, logits.device)
@@ -100,5 +100,5 @@ def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: Te
     return run_loop(
         "stage III (joint)", both, groups_, cfg.stage3, groups, step, run_dir / "stage3.ckpt",
         checkpoint_every=cfg.checkpoint_every, seed=stage3_seed(cfg), resume=resume, device=device,
-        autocast_bf16=cfg.model.autocast_bf16, log_every=cfg.log_every, progress=progress,
+        autocast_bf16=cfg.model.autocast_bf16, log_every=cfg.log_every, progress=progress, deadline=deadline,
     )

@@ -180,6 +180,29 @@ def test_cli_stopped_by_sigterm_says_how_to_resume_and_resume_finishes(titles_di
     assert len(list(tmp_path.glob("*/manifest.json"))) == 1
 
 
+def test_cli_time_budget_cuts_both_stages_and_a_resume_keeps_the_plan(titles_dir, tmp_path):
+    """A budget already spent when training starts: stage II runs only its timed steps, stage III one step, and
+    the set is still written with its dev metrics (the stages yield, not the metrics)."""
+    from click.testing import CliRunner
+
+    from mixlm.cli import cli
+    from training.loop import CALIBRATION_STEPS
+
+    env = {"MIXLM_BASE_MODEL": "tiny", "MIXLM_DTYPE": "fp32", "MIXLM_DEVICE": "cpu"}
+    args = ["train", "--preset", "tiny", "--data", str(titles_dir), "--out", str(tmp_path), "--run-dir",
+            str(tmp_path / "run"), "--time-budget", "1"]
+    res = CliRunner().invoke(cli, args, env=env)
+    assert res.exit_code == 0, res.output
+    assert f"stage II: {CALIBRATION_STEPS} steps" in res.output and "stage III: 1 steps" in res.output
+    assert "stage III at most 1 steps" in res.output
+    manifest = json.loads(next(tmp_path.glob("*/manifest.json")).read_text())
+    assert manifest["steps"] == {"stage2": CALIBRATION_STEPS, "stage3": 1} and manifest["time_budget_s"] == 1.0
+    assert manifest["config"]["stage3"]["steps"] == 1 and "mixlm" in manifest["dev_metrics"]
+    res = CliRunner().invoke(cli, [*args[:-2], "--resume"], env=env)  # without a budget now
+    assert res.exit_code == 0, res.output
+    assert "stage III: 1 steps" in res.output and "this run folder's plan" in res.output
+
+
 def test_cli_prepare_only_builds_the_data_and_baselines_and_trains_nothing(titles_dir, tmp_path):
     from click.testing import CliRunner
 
