@@ -140,6 +140,19 @@ def test_record_flag_appends_the_table_to_results_md(hand_set: Path, tmp_path: P
     assert rows[0]["system"] == "bm25" and 0 <= rows[0]["NDCG@10"] <= 1
 
 
+def test_record_note_carries_the_paired_differences_of_the_systems(hand_set: Path, tmp_path: Path, monkeypatch):
+    import bench.results
+
+    monkeypatch.setattr(bench.results, "RESULTS_MD", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(bench.results, "RESULTS_JSONL", tmp_path / "results.jsonl")
+    result = CliRunner().invoke(cli, ["eval", "--data", str(hand_set), "--systems", "bm25,biencoder", "--record"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    note = next(line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("- note:"))
+    assert "; paired differences (± standard error): biencoder - bm25: NDCG@10 " in note
+    assert "(4 queries)" in note and "hand:" not in note  # the section names the set; the note does not repeat it
+
+
 def test_interrupted_run_still_reports_the_finished_systems(tiny_settings: Settings, monkeypatch):
     ev = Evaluation(RelevanceSet("hand", QUERIES, DOCS, QRELS), tiny_settings, candidates="bm25:5")
 
