@@ -126,28 +126,32 @@ def test_cli_rejects_an_unknown_system_with_a_usage_error(hand_set: Path):
     assert result.exit_code == 2 and "gpt" in result.output
 
 
-def test_record_flag_appends_the_table_to_results_md(hand_set: Path, tmp_path: Path, monkeypatch):
+@pytest.fixture
+def record_eval(hand_set: Path, tmp_path: Path, monkeypatch):
+    """`mixlm eval --record --systems S` on the hand set, into tmp_path's RESULTS.md and results.jsonl."""
     import bench.results
 
     monkeypatch.setattr(bench.results, "RESULTS_MD", tmp_path / "RESULTS.md")
     monkeypatch.setattr(bench.results, "RESULTS_JSONL", tmp_path / "results.jsonl")
-    result = CliRunner().invoke(cli, ["eval", "--data", str(hand_set), "--systems", "bm25", "--record"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+
+    def record(systems: str):
+        result = CliRunner().invoke(cli, ["eval", "--data", str(hand_set), "--systems", systems, "--record"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+
+    return record
+
+
+def test_record_flag_appends_the_table_to_results_md(record_eval, tmp_path: Path):
+    record_eval("bm25")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "## eval hand" in text and "| hand | bm25:50 | 4 | bm25 |" in text
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert rows[0]["system"] == "bm25" and 0 <= rows[0]["NDCG@10"] <= 1
 
 
-def test_record_note_carries_the_paired_differences_of_the_systems(hand_set: Path, tmp_path: Path, monkeypatch):
-    import bench.results
-
-    monkeypatch.setattr(bench.results, "RESULTS_MD", tmp_path / "RESULTS.md")
-    monkeypatch.setattr(bench.results, "RESULTS_JSONL", tmp_path / "results.jsonl")
-    result = CliRunner().invoke(cli, ["eval", "--data", str(hand_set), "--systems", "bm25,biencoder", "--record"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+def test_record_note_carries_the_paired_differences_of_the_systems(record_eval, tmp_path: Path):
+    record_eval("bm25,biencoder")
     note = next(line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("- note:"))
     assert "; paired differences (± standard error): biencoder - bm25: NDCG@10 " in note
     assert "(4 queries)" in note and "hand:" not in note  # the section names the set; the note does not repeat it
