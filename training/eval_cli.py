@@ -95,8 +95,9 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
         rows = [row for report in run.reports for row in report_table(report)[1]]
         if rows:
             _print_table(report_table(run.reports[0])[0], rows, run.reports[0].model_version)
-            for line in (line for report in run.reports for line in paired_lines(report)):
-                click.echo(line)
+            for report in run.reports:
+                for line in paired_lines(report):
+                    click.echo(line)
         if run.not_run:
             click.echo(f"not evaluated (interrupted): {', '.join(run.not_run)}", err=True)
         if skipped:
