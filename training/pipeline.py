@@ -109,7 +109,7 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         stage2 = run_stage2(mix, data.groups, cfg, run_dir, settings, resume, progress, stage2_deadline)
         torch.save(trainable_state(mix.ranker), teacher_file)
     echo(f"stage II: {len(stage2.losses)} steps, loss {stage2.mean(0, 10):.4f} -> {stage2.mean(-10, None):.4f}, "
-         f"{stage2.items_per_s:.1f} items/s")
+         f"{stage2.items_per_s:.1f} items/s{peak_memory()}")
 
     # Dev passes that need no stage III: the teacher's, and the untrained MixLM's, whose time is what the trained
     # one's will take (what a budgeted stage III leaves for it). Kept in the run folder for --resume.
@@ -144,7 +144,7 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)))
     stage3 = run_stage3(mix, data.groups, cfg, cache, run_dir, settings, resume, progress, stage3_deadline)
     echo(f"stage III: {len(stage3.losses)} steps, loss {stage3.mean(0, 10):.4f} -> {stage3.mean(-10, None):.4f}, "
-         f"{stage3.items_per_s:.1f} items/s")
+         f"{stage3.items_per_s:.1f} items/s{peak_memory()}")
 
     m = cfg.model
 
@@ -185,6 +185,13 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
     mix.encoder.eval(), mix.ranker.eval()
     return RunResult(folder, data, stage2, stage3, metrics, paired, time.perf_counter() - t_start,
                      mix if keep_model else None)
+
+
+def peak_memory() -> str:
+    """", peak GPU memory N GiB" on CUDA (what a bigger batch could use), else nothing."""
+    if not torch.cuda.is_available():
+        return ""
+    return f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
 
 
 def time_left(deadline: float) -> float:
