@@ -29,7 +29,7 @@ from training.pairs import TrainingData, build_training_data
 from training.stage2 import run_stage2
 from training.stage3 import run_stage3, stage3_groups
 from training.teacher_cache import build_teacher_cache
-from training.trainable import build_trainable, init_projector
+from training.trainable import build_trainable, init_projector, resolve_device
 from training.weights_io import save_weight_set, update_manifest
 
 log = logging.getLogger(__name__)
@@ -71,14 +71,18 @@ def run(
 ) -> RunResult:
     """``time_budget`` (seconds): both stages cut their step counts to what fits (training/loop.py), stage II
     taking ``cfg.teacher_share`` of the time; the dev metrics are left their measured time."""
-    threads = torch.get_num_threads()
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
     if cfg.model.cpu_threads:
         torch.set_num_threads(cfg.model.cpu_threads)
+    if resolve_device(cfg, settings).startswith("cuda"):
+        # TF32 for the fp32 passes outside autocast (dev metrics, teacher cache): rankings don't need fp32's mantissa.
+        torch.set_float32_matmul_precision("high")
     try:
         return _run(cfg, settings, data_root, out_dir, run_dir, resume, evaluate, keep_model, progress, echo,
                     time_budget)
-    finally:
-        torch.set_num_threads(threads)  # a library call leaves the process as it found it
+    finally:  # a library call leaves the process as it found it
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
 
 
 def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, run_dir: Path | None, resume: bool,
