@@ -145,7 +145,8 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
                                 with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
                                 progress=progress)
     if not (resume and (run_dir / "stage3.ckpt").exists()):
-        init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)))
+        init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)),
+                       centred=cfg.model.projector_init == "centred")
     stage3 = run_stage3(mix, data.groups, cfg, cache, run_dir, settings, resume, progress, stage3_deadline)
     echo(f"stage III: {len(stage3.losses)} steps, loss {stage3.mean(0, 10):.4f} -> {stage3.mean(-10, None):.4f}, "
          f"{stage3.items_per_s:.1f} items/s{peak_memory()}")

@@ -54,7 +54,7 @@ def build_trainable(settings: Settings, cfg: TrainConfig) -> MixLM:
 
 
 @torch.no_grad()
-def init_projector(mix: MixLM, texts: list[str]) -> None:
+def init_projector(mix: MixLM, texts: list[str], centred: bool = False) -> None:
     """Start the projector where the ranker can read item tokens: at the norm of its input embeddings.
 
     Same width (an LLM encoder): its last hidden state lives in the LM-head space, tied to the input
@@ -69,10 +69,16 @@ def init_projector(mix: MixLM, texts: list[str]) -> None:
         return
     was_training = mix.encoder.training
     mix.encoder.eval()  # no dropout (BERT has some) in the states the norm is measured on
-    texts = texts[:16]  # enough for a mean norm
+    texts = texts[:128]  # enough for a mean norm and a shared direction that holds for other items too
     ids, mask = mix.tokenize_items(texts)
     if projector.in_features == projector.out_features:
         token_ids = ids[mask.bool()]
+        if centred:
+            # P = I - u u^T, u the mean direction of the items' states: a linear map (no bias, so the weight-set
+            # format stays) that drops what every item shares and keeps what tells them apart.
+            states = mix.encoder(ids, mask).float().reshape(-1, projector.in_features)
+            u = torch.nn.functional.normalize(torch.nn.functional.normalize(states, dim=-1).mean(0), dim=0)
+            projector.weight.sub_(torch.outer(u, u).to(projector.weight.dtype))
     else:
         generator = torch.Generator().manual_seed(0)
         weight = torch.nn.init.orthogonal_(torch.empty(projector.weight.shape), generator=generator)
@@ -83,8 +89,8 @@ def init_projector(mix: MixLM, texts: list[str]) -> None:
     scale = float(token_norm / mix.encoder(ids, mask).float().norm(dim=-1).mean().clamp(min=1e-6))
     projector.weight.mul_(scale)
     mix.encoder.train(was_training)
-    log.info("projector initialised (%s, then scaled by %.4f)",
-             "identity" if projector.in_features == projector.out_features else "semi-orthogonal", scale)
+    start = "semi-orthogonal" if projector.in_features != projector.out_features else "centred" if centred else "identity"
+    log.info("projector initialised (%s, then scaled by %.4f)", start, scale)
 
 
 def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:

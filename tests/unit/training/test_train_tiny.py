@@ -313,11 +313,42 @@ def test_the_projector_of_a_sentence_encoder_keeps_the_items_apart_at_the_ranker
         pooled = sample_item_tokens(mix.encoder.body(input_ids=ids, attention_mask=mask).last_hidden_state, mask, 1,
                                     mix.encoder.sampling)[:, 0]
         tokens = mix.encoder(ids, mask)[:, 0]
-        ranker_ids = torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts[:16]])
+        ranker_ids = torch.cat([mix.ids(t, mix.max_item_text_tokens) for t in texts[:128]])
         token_norm = float(mix.ranker.embed(ranker_ids).norm(dim=-1).mean())
     # Every angle between two items survives the projection (a ridge fit squeezed them together: stage III collapsed).
     assert torch.allclose(cosines(tokens), cosines(pooled), atol=1e-4)
-    assert float(tokens[:16].norm(dim=-1).mean()) == pytest.approx(token_norm, rel=1e-3)
+    assert float(tokens[:128].norm(dim=-1).mean()) == pytest.approx(token_norm, rel=1e-3)
+
+
+def test_a_centred_projector_start_sets_the_items_further_apart_at_the_rankers_norm(titles_dir, tmp_path):
+    from training.datasets import load_relevance_set
+    from training.trainable import build_trainable, init_projector
+
+    settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
+                        weights_dir=tmp_path)
+    texts = [f"{d.title}\n{d.text}" for d in load_relevance_set(titles_dir).docs.values()]
+
+    def started(centred: bool) -> tuple[torch.Tensor, float]:
+        torch.manual_seed(0)
+        mix = build_trainable(settings, load_config("tiny"))
+        mix.encoder.eval()
+        init_projector(mix, texts, centred=centred)
+        with torch.no_grad():
+            ids, mask = mix.tokenize_items(texts)
+            tokens = mix.encoder(ids, mask)[:, 0].float()
+            token_norm = float(mix.ranker.embed(ids[mask.bool()]).norm(dim=-1).mean())
+        return tokens, token_norm
+
+    def mean_cosine(x: torch.Tensor) -> float:
+        x = torch.nn.functional.normalize(x, dim=-1)
+        off = ~torch.eye(len(x), dtype=torch.bool)
+        return float((x @ x.T)[off].mean())
+
+    scaled, norm = started(False)
+    centred, _ = started(True)
+    assert mean_cosine(centred) < mean_cosine(scaled) - 0.05
+    assert float(centred.norm(dim=-1).mean()) == pytest.approx(norm, rel=1e-3)
+    assert abs(mean_cosine(centred)) < 0.2  # the shared direction is gone: what is left points every way
 
 
 def test_dev_results_round_trip_and_old_teacher_dev_files_still_load(tmp_path):
