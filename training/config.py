@@ -54,7 +54,8 @@ class ModelConfig(Struct):
     # A learned D x D map after the encoder's last-N states (§4.1 allows one); initialised to a scaled identity.
     projector: bool = True
     # Its start when the widths agree: "scaled" identity, or "centred": the identity minus the items' shared
-    # direction (an LLM's last states are nearly parallel, cosine ~0.94), so items reach the ranker apart.
+    # direction (an LLM's last states are nearly parallel, cosine ~0.94), so items reach the ranker apart. Probed
+    # on CPU: stage III restores the shared direction within ~40 steps, no measurable gain (bench/RESULTS.md).
     projector_init: Literal["scaled", "centred"] = "scaled"
     save_dtype: Literal["fp32", "bf16"] = "bf16"
     # torch intra-op threads; 0 = torch's default (all cores). 1 is far faster on a machine shared with other
