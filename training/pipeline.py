@@ -193,7 +193,7 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
 
 
 def peak_memory() -> str:
-    """", peak GPU memory N GiB" on CUDA (what a bigger batch could use), else nothing."""
+    """On CUDA, the suffix ', peak GPU memory N GiB' (what a bigger batch could use); else ''."""
     if not torch.cuda.is_available():
         return ""
     return f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
