@@ -322,6 +322,7 @@ def test_the_projector_of_a_sentence_encoder_keeps_the_items_apart_at_the_ranker
 
 def test_a_centred_projector_start_sets_the_items_further_apart_at_the_rankers_norm(titles_dir, tmp_path):
     from training.datasets import load_relevance_set
+    from training.stage3 import item_cosine
     from training.trainable import build_trainable, init_projector
 
     settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
@@ -339,16 +340,11 @@ def test_a_centred_projector_start_sets_the_items_further_apart_at_the_rankers_n
             token_norm = float(mix.ranker.embed(ids[mask.bool()]).norm(dim=-1).mean())
         return tokens, token_norm
 
-    def mean_cosine(x: torch.Tensor) -> float:
-        x = torch.nn.functional.normalize(x, dim=-1)
-        off = ~torch.eye(len(x), dtype=torch.bool)
-        return float((x @ x.T)[off].mean())
-
     scaled, norm = started(False)
     centred, _ = started(True)
-    assert mean_cosine(centred) < mean_cosine(scaled) - 0.05
+    assert item_cosine(centred) < item_cosine(scaled) - 0.05
     assert float(centred.norm(dim=-1).mean()) == pytest.approx(norm, rel=1e-3)
-    assert abs(mean_cosine(centred)) < 0.2  # the shared direction is gone: what is left points every way
+    assert abs(item_cosine(centred)) < 0.2  # the shared direction is gone: what is left points every way
 
 
 def test_dev_results_round_trip_and_old_teacher_dev_files_still_load(tmp_path):
