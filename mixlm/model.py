@@ -49,10 +49,14 @@ class Encoder(nn.Module):
         # Identity when encoder and ranker share a hidden size; a learned map otherwise (§4.1).
         self.projector = nn.Linear(dim, out_dim, bias=False) if out_dim and out_dim != dim else nn.Identity()
 
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Right-padded ids [B, L] -> the body's sampled states [B, n_tokens, D_encoder], before the projector."""
+        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return sample_item_tokens(hidden, attention_mask, self.n_tokens, self.sampling)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Right-padded ids [B, L] -> item tokens [B, n_tokens, D]."""
-        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.projector(sample_item_tokens(hidden, attention_mask, self.n_tokens, self.sampling))
+        return self.projector(self.states(input_ids, attention_mask))
 
 
 @dataclass

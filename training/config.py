@@ -116,6 +116,10 @@ class Stage3Config(StageConfig):
         ]
     )
     encoder_lr: float | None = None  # None = lr
+    # True: the encoder body stays the base (no adapter) and only the projector after it trains. Each item's
+    # states are then computed once and reused, so a step costs the ranker's mixed pass alone instead of
+    # re-encoding 16 item texts (not in the paper, which tunes the encoder too; a CPU budget buys many more steps).
+    freeze_encoder: bool = False
     # Weight of the listwise distillation from the teacher's per-group ordering (training/losses.py), scaled like
     # the pointwise distillation by the phase's distill weight; 0 = the paper's pointwise distillation only.
     distill_listwise: float = 0.0

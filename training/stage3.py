@@ -21,11 +21,36 @@ from training.teacher_cache import TeacherCache
 from training.trainable import resolve_device, trainable_parameters
 
 
-def mixed_forward(mix: MixLM, groups: list[QueryGroup]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+class FrozenStates:
+    """The encoder body's states of each item text, computed once (``freeze_encoder``: the body never changes)."""
+
+    def __init__(self, mix: MixLM, batch_size: int = 16):
+        self.mix, self.batch_size = mix, batch_size
+        self.states: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """Item texts -> body states [N, T_S, D_encoder], encoding only the texts not seen before."""
+        new = list(dict.fromkeys(t for t in texts if t not in self.states))
+        body, was_training = self.mix.encoder.body, self.mix.encoder.body.training
+        body.eval()  # no dropout: the states are the ones serving will compute
+        for s in range(0, len(new), self.batch_size):
+            chunk = new[s : s + self.batch_size]
+            ids, mask = self.mix.tokenize_items(chunk)
+            self.states.update(zip(chunk, self.mix.encoder.states(ids, mask).float()))
+        body.train(was_training)
+        return torch.stack([self.states[t] for t in texts])
+
+
+def mixed_forward(mix: MixLM, groups: list[QueryGroup], frozen: FrozenStates | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Encoder -> item tokens -> mixed prompt of every item, packed per group
-    -> logits [N, 2], hidden [N, D], item tokens [N, T_S, D]."""
-    ids, mask = mix.tokenize_items([item.text for g in groups for item in g.items])
-    tokens = mix.encoder(ids, mask)
+    -> logits [N, 2], hidden [N, D], item tokens [N, T_S, D]. With ``frozen`` only the projector runs."""
+    texts = [item.text for g in groups for item in g.items]
+    if frozen is not None:
+        tokens = mix.encoder.projector(frozen(texts))
+    else:
+        tokens = mix.encoder(*mix.tokenize_items(texts))
     item_tokens = iter(tokens)
     requests = [(mix.prefix_embeds(g.query), [mix.mixed_item(next(item_tokens)) for _ in g.items]) for g in groups]
     logits, hidden = mix.ranker(pack(requests, multi_item=True))
@@ -71,10 +96,11 @@ def stage3_groups(groups: list[QueryGroup], cfg: TrainConfig) -> list[QueryGroup
 def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache, run_dir: Path,
                settings, resume: bool, progress: bool = True, deadline: float | None = None) -> History:
     device = resolve_device(cfg, settings)
+    frozen = FrozenStates(mix) if cfg.stage3.freeze_encoder else None
 
     def step(batch: list[QueryGroup], index: int, total: int):
         phase = cfg.phase_at(index, total)
-        logits, hidden, item_tokens = mixed_forward(mix, batch)
+        logits, hidden, item_tokens = mixed_forward(mix, batch, frozen)
         teacher_p, _ = cache.lookup(batch, logits.device)
         text_hidden, text_p = text_path(mix, batch, cfg, cache, logits.device)
         labels = labels_of(batch, logits.device)

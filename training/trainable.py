@@ -36,17 +36,19 @@ def build_trainable(settings: Settings, cfg: TrainConfig) -> MixLM:
     })
     mix = build_mixlm(base)
     encoder, ranker = mix.encoder, mix.ranker
+    frozen = cfg.stage3.freeze_encoder
     if m.full_finetune:
-        for p in (*encoder.parameters(), *ranker.parameters()):
+        for p in ranker.parameters() if frozen else (*encoder.parameters(), *ranker.parameters()):
             p.requires_grad = True
     else:
         # Only the adapters train; the ranker's embeddings and LM head (tied) stay the base yes/no readout.
-        add_lora(encoder.body, m.encoder_lora or m.lora)
+        if not frozen:
+            add_lora(encoder.body, m.encoder_lora or m.lora)
         add_lora(ranker.lm.model, m.lora)
     if m.projector or encoder.body.config.hidden_size != mix.dim:
         encoder.projector = Projector(encoder.body.config.hidden_size, mix.dim).to(mix.device)
     if m.gradient_checkpointing:
-        for body in (encoder.body, ranker.lm.model):
+        for body in (ranker.lm.model,) if frozen else (encoder.body, ranker.lm.model):
             body.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     encoder.train()
     ranker.train()

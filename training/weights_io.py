@@ -48,6 +48,8 @@ def encoder_fingerprint(folder: Path) -> str:
 
 
 def _body_state(body: torch.nn.Module, kind: str) -> dict[str, torch.Tensor]:
+    if kind == "none":  # a frozen body: the base serves as it is
+        return {}
     if kind == "lora":
         return lora_state(body)
     # Full fine-tune: every weight of the body (large; for users with storage).
@@ -70,7 +72,8 @@ def save_weight_set(
     """Write a weight set from trained modules -> its folder ``weights_dir/<model_version>``.
 
     ``adapter`` = {"kind": "lora"|"full", "rank", "alpha", "targets"} (the ranker's, and the encoder's unless
-    ``encoder_adapter`` is given); ``base_fingerprint`` is the encoder base's (it feeds model_version);
+    ``encoder_adapter`` is given; {"kind": "none"}: an encoder trained frozen); ``base_fingerprint`` is the encoder
+    base's (it feeds model_version);
     ``encoder_model`` defaults to ``base_model``; ``meta`` is merged into the manifest (data, steps, dev metrics,
     config). Written to a temporary folder first, then renamed into place.
     """
@@ -84,7 +87,7 @@ def save_weight_set(
     def write(tensors: dict[str, torch.Tensor], name: str) -> None:
         save_file({k: v.to(dtype).contiguous().cpu() for k, v in tensors.items()}, str(tmp / name), metadata={"format": FORMAT})
 
-    write(_body_state(encoder.body, kind), ENCODER_FILE)
+    write(_body_state(encoder.body, (encoder_adapter or adapter)["kind"]), ENCODER_FILE)
     write(_body_state(ranker.lm.model, kind), RANKER_FILE)
     if isinstance(encoder.projector, torch.nn.Linear):
         write({"weight": encoder.projector.weight}, PROJECTOR_FILE)
@@ -137,6 +140,8 @@ def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
         if not path.exists():
             raise WeightSetError(f"{folder}: {name} is missing")
         state = load_file(str(path))
+        if adapter["kind"] == "none":
+            continue
         if adapter["kind"] == "lora":
             merge_lora(body, state, adapter["rank"], adapter["alpha"])
         else:

@@ -39,3 +39,11 @@ def test_the_plan_never_exceeds_the_preset_and_a_resumed_run_keeps_it(tmp_path):
     plan.write_text(json.dumps({"stage3_steps": 7}))
     assert budget_stage3(_cfg(), STAGE2, seconds=1e6, n_groups=24, plan_file=plan).stage3.steps == 7
     assert budget_stage3(_cfg(), STAGE2, seconds=-5.0, n_groups=24, plan_file=tmp_path / "p2.json").stage3.steps == 1
+
+
+def test_a_frozen_encoder_plans_cheaper_stage3_steps(tmp_path):
+    cfg = _cfg(1000)
+    cfg.stage3.freeze_encoder = True
+    cfg = budget_stage3(cfg, STAGE2, seconds=112.0, n_groups=24, plan_file=tmp_path / "plan.json")
+    # (112 s - 24 groups x 0.5 s) / (2 groups x 1 s x (1.0 - 0.75)) = 200 steps, x1.2 -> 240
+    assert cfg.stage3.steps == 240

@@ -360,3 +360,41 @@ def test_dev_results_round_trip_and_old_teacher_dev_files_still_load(tmp_path):
     mixlm = DevResult({"NDCG@10": 0.6}, {"set/q1": 0.5, "set/q2": 0.75})
     assert paired_dev({"mixlm": mixlm, "teacher": old, "bm25": saved}) == {"mixlm - bm25": {"NDCG@10": 0.125,
                                                                                            "SE": 0.125}}
+
+
+def test_a_frozen_encoder_trains_only_its_projector_encodes_each_item_once_and_serves_the_same(
+        titles_dir, tmp_path, monkeypatch):
+    from mixlm.model import Encoder
+
+    settings = Settings(home=Settings().home, base_model="tiny", dtype="fp32", weights="none", device="cpu",
+                        weights_dir=tmp_path)
+    cfg = load_config("tiny-bert")
+    cfg.data.sets = [titles_dir.name]
+    cfg.stage3.freeze_encoder = True
+    encoded: list[int] = []
+    states = Encoder.states
+
+    def counting(self, ids, mask):
+        if torch.is_grad_enabled() is False and self.training is False:
+            encoded.append(len(ids))
+        return states(self, ids, mask)
+
+    monkeypatch.setattr(Encoder, "states", counting)
+    result = run(cfg, settings, titles_dir, tmp_path, keep_model=True, evaluate=False, progress=False)
+    monkeypatch.undo()
+    # Stage III visited 20 steps x 2 groups of 4 items but encoded each distinct item text once.
+    visited_texts = {item.text for g in result.data.groups for item in g.items}
+    assert 0 < sum(encoded) <= len(visited_texts) + 128  # + init_projector's norm sample
+    assert load_file(str(result.folder / ENCODER_FILE)) == {}  # no encoder adapter: the base body serves
+    assert json.loads((result.folder / "manifest.json").read_text())["encoder_adapter"]["kind"] == "none"
+    parts = result.stage3.parts
+    assert sum(p["sft"] for p in parts[-5:]) < sum(p["sft"] for p in parts[:5])
+    # The trained projector is the saved one, and a reloaded set scores as the trained modules do.
+    model = result.model
+    assert torch.equal(load_file(str(result.folder / PROJECTOR_FILE))["weight"], model.encoder.projector.weight)
+    served = loaded(settings, result.folder)
+    with torch.inference_mode():
+        live_tokens = model.encoder(*model.tokenize_items(TEXTS))
+    torch.testing.assert_close(served.encode_items(TEXTS), live_tokens, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(served.score_mixed(QUERY, list(served.encode_items(TEXTS))),
+                               model.score_mixed(QUERY, list(live_tokens)), atol=1e-5, rtol=1e-4)
