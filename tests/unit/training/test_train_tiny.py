@@ -375,7 +375,7 @@ def test_a_frozen_encoder_trains_only_its_projector_encodes_each_item_once_and_s
     states = Encoder.states
 
     def counting(self, ids, mask):
-        if torch.is_grad_enabled() is False and self.training is False:
+        if not torch.is_grad_enabled() and not self.training:  # FrozenStates' passes, and init_projector's
             encoded.append(len(ids))
         return states(self, ids, mask)
 
