@@ -28,13 +28,17 @@ from mixlm.cli import settings_of
                    "(and its schedule) to what fits; stage II gets the preset's teacher_share of it.")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="torch CPU threads (0 = all cores); overrides the preset's cpu_threads.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None, metavar="WEIGHT_SET",
+              help="Start stage III from this weight set (e.g. weights/<version>) to continue it; sets the preset's "
+                   "stage3.init_from.")
 @click.option("--record", is_flag=True, help="Append the run's throughput and dev metrics to bench/RESULTS.md.")
 @click.option("--prepare-only", is_flag=True,
               help="Only build the data and the first stages' dev baselines, filling the bi-encoder cache under "
                    "MIXLM_HOME (what a machine without MiniLM needs: deploy/device/).")
 @click.pass_context
 def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path | None, resume: bool, no_eval: bool,
-          steps: int | None, time_budget: float | None, threads: int | None, record: bool, prepare_only: bool) -> None:
+          steps: int | None, time_budget: float | None, threads: int | None, init_from: str | None, record: bool,
+          prepare_only: bool) -> None:
     """Train the encoder and ranker (paper stages II and III) and write a weight set the service loads."""
     from training.config import ConfigError, load_config
     from training.loop import Interrupted
@@ -50,6 +54,8 @@ def train(ctx, preset: str, data_dir: Path, out_dir: Path | None, run_dir: Path 
         cfg.stage3.warmup_steps = min(cfg.stage3.warmup_steps, steps // 2)
     if threads is not None:
         cfg.model.cpu_threads = threads
+    if init_from is not None:
+        cfg.stage3.init_from = init_from
     settings = settings_of(ctx)
     if prepare_only:
         folder = run_folder(cfg, out_dir or settings.weights_dir, run_dir)

@@ -124,6 +124,11 @@ class Stage3Config(StageConfig):
     # the pointwise distillation by the phase's distill weight; 0 = the paper's pointwise distillation only.
     distill_listwise: float = 0.0
     distill_temperature: float = 1.0
+    # A LoRA weight set folder (`mixlm train --init-from`): stage III starts from its ranker adapter, encoder adapter
+    # and projector instead of the teacher's adapter and the base encoder, to continue a set on more queries or
+    # steps. Stage II still trains (or is resumed) for the teacher that distillation and alignment read, unless no
+    # phase reads it (labels alone: `needs_teacher`), when there is no stage II and no teacher cache.
+    init_from: str = ""
 
 
 class EvalConfig(Struct):
@@ -159,6 +164,13 @@ class TrainConfig(Struct):
             if stage.steps < 1 or stage.batch_queries < 1 or stage.warmup_steps < 0:
                 raise ConfigError(f"{self.name}: steps and batch_queries must be >= 1, warmup_steps >= 0")
         return self
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether stage III reads the teacher (distillation or self-alignment in some phase): only then are the
+        teacher's predictions cached. Labels-only (every distill and align 0) suits continuing a set (init_from)
+        that already ranks about as well as the teacher."""
+        return any(p.distill or p.align for p in self.stage3.phases)
 
     def phase_at(self, step: int, total: int | None = None) -> Phase:
         """The stage III phase that step (0-based) of ``total`` (default: the configured steps) falls in."""

@@ -55,10 +55,14 @@ def _candidates(ctx, param, value: str) -> str:
               help="Write every set's report as JSON (rewritten after each set).")
 @click.option("--weights", default=None, help="Trained weight set: 'auto', 'none' or a folder (MIXLM_WEIGHTS).")
 @click.option("--n-item-tokens", type=click.IntRange(1, 64), default=None, help="T_S (MIXLM_N_ITEM_TOKENS).")
+@click.option("--held-out-of", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              metavar="WEIGHT_SET", help="Leave out the queries this weight set was trained on instead of the "
+              "evaluated one's: two sets evaluated with the same one share their sample (for `mixlm compare`).")
 @click.option("--record", is_flag=True, help="Append each set's table to bench/RESULTS.md as it finishes.")
 @click.pass_context
 def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_queries: int, seed: int,
-                 out: Path | None, weights: str | None, n_item_tokens: int | None, record: bool) -> None:
+                 out: Path | None, weights: str | None, n_item_tokens: int | None, held_out_of: Path | None,
+                 record: bool) -> None:
     """Evaluate ranking systems on relevance sets: NDCG@10, MRR@10, Recall@50 (graded gains).
 
     Queries a weight set was trained on are left out of the samples (of every system, so they stay comparable):
@@ -67,7 +71,7 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
     Item tokens (MixLM) and bi-encoder doc embeddings are cached under MIXLM_HOME/cache by content hash and
     model version, so a second run over the same sets only scores.
     """
-    from mixlm.errors import DataFormatError
+    from mixlm.errors import DataFormatError, WeightSetError
 
     settings = settings_of(ctx, weights=weights, n_item_tokens=n_item_tokens)
     try:
@@ -78,12 +82,12 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
         click.echo(f"skipped {s.folder}: {s.reason}", err=True)
     run = EvalRun(str(data_dir), [], skipped, [f.resolve().name for f in folders])
     try:
-        held_out_of = _training_manifest(settings)
-    except FileNotFoundError as e:
-        raise click.BadParameter(str(e), param_hint="--weights") from e
+        manifest = _training_manifest(settings, held_out_of)
+    except (FileNotFoundError, WeightSetError) as e:
+        raise click.BadParameter(str(e), param_hint="--held-out-of" if held_out_of else "--weights") from e
     try:
         for report in evaluate_sets(folders, settings, systems, candidates, n_queries or None, seed,
-                                    held_out_of=held_out_of):
+                                    held_out_of=manifest):
             run.reports.append(report)
             run.not_run.remove(report.data_set)
             _finished_set(report, settings, out, run, record)
@@ -105,12 +109,15 @@ def eval_command(ctx, data_dir: Path, systems: list[str], candidates: str, n_que
             click.echo(f"skipped {len(skipped)} folder(s) without a whole set: {names}", err=True)
 
 
-def _training_manifest(settings) -> dict | None:
-    """The manifest of the weight set whose training queries are left out of the samples: the one evaluated, or
-    with --weights none the newest one, so that the untrained base is scored on the trained model's queries."""
+def _training_manifest(settings, held_out_of: Path | None = None) -> dict | None:
+    """The manifest of the weight set whose training queries are left out of the samples: ``held_out_of``, else
+    the one evaluated, or with --weights none the newest one, so that the untrained base is scored on the trained
+    model's queries."""
     from mixlm.weights import find_weights
     from training.weights_io import read_manifest
 
+    if held_out_of is not None:
+        return read_manifest(held_out_of)
     if settings.weights == "none":
         settings = settings.model_copy(update={"weights": "auto"})
     folder = find_weights(settings)

@@ -86,17 +86,19 @@ def stage3_loss(
     mixed_logits: torch.Tensor,
     mixed_hidden: torch.Tensor,
     labels: torch.Tensor,
-    teacher_p_yes: torch.Tensor,
-    text_hidden: torch.Tensor,
-    text_p_yes: torch.Tensor,
+    teacher_p_yes: torch.Tensor | None,
+    text_hidden: torch.Tensor | None,
+    text_p_yes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The full stage III objective with the current phase's weights -> (loss, parts for logging)."""
-    parts = {
-        "sft": sft_loss(mixed_logits, labels),
-        "distill": distill_loss(mixed_logits, teacher_p_yes),
-        "align_hidden": hidden_alignment_loss(mixed_hidden, text_hidden),
-        "align_pred": prediction_alignment_loss(mixed_logits, text_p_yes),
-    }
-    align = phase.align_hidden * parts["align_hidden"] + phase.align_pred * parts["align_pred"]
-    total = phase.sft * parts["sft"] + phase.distill * parts["distill"] + phase.align * align
+    """The full stage III objective with the current phase's weights -> (loss, parts for logging). Without a
+    teacher (None: a labels-only run, every phase's distill and align 0) it is the SFT term alone."""
+    parts = {"sft": sft_loss(mixed_logits, labels)}
+    total = phase.sft * parts["sft"]
+    if teacher_p_yes is not None:
+        parts["distill"] = distill_loss(mixed_logits, teacher_p_yes)
+        total = total + phase.distill * parts["distill"]
+    if text_hidden is not None and text_p_yes is not None:
+        parts["align_hidden"] = hidden_alignment_loss(mixed_hidden, text_hidden)
+        parts["align_pred"] = prediction_alignment_loss(mixed_logits, text_p_yes)
+        total = total + phase.align * (phase.align_hidden * parts["align_hidden"] + phase.align_pred * parts["align_pred"])
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -30,7 +30,7 @@ from training.stage2 import run_stage2
 from training.stage3 import run_stage3, stage3_groups
 from training.teacher_cache import build_teacher_cache
 from training.trainable import build_trainable, init_projector, resolve_device
-from training.weights_io import save_weight_set, update_manifest
+from training.weights_io import continuable, save_weight_set, update_manifest, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir.parent / ".gitignore").write_text("*\n")  # work files never get committed with the weights
     check_same_config(run_dir / "config.json", cfg)
+    if cfg.stage3.init_from:
+        continuable(Path(cfg.stage3.init_from), (cfg.model.base_model, cfg.model.encoder), cfg.model.n_item_tokens)
 
     sets, data, dev = prepare(cfg, settings, data_root, run_dir, evaluate)
     echo(data.card.render())
@@ -104,7 +106,11 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
 
     mix = build_trainable(settings, cfg)
     teacher_file = run_dir / "teacher.pt"
-    if resume and teacher_file.exists():
+    no_teacher = bool(cfg.stage3.init_from) and not cfg.needs_teacher
+    if no_teacher:
+        stage2 = History()
+        echo("stage II: skipped (stage III continues a weight set on labels alone: no teacher is read)")
+    elif resume and teacher_file.exists():
         load_trainable_state(mix.ranker, torch.load(teacher_file, weights_only=True))
         stage2 = torch.load(run_dir / "stage2.ckpt", weights_only=False)["history"]
         echo("stage II: done earlier, teacher adapter loaded")
@@ -112,12 +118,13 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         stage2_deadline = None if deadline is None else share_of_time_left(deadline, cfg.teacher_share)
         stage2 = run_stage2(mix, data.groups, cfg, run_dir, settings, resume, progress, stage2_deadline)
         torch.save(trainable_state(mix.ranker), teacher_file)
-    echo(f"stage II: {len(stage2.losses)} steps, loss {stage2.mean(0, 10):.4f} -> {stage2.mean(-10, None):.4f}, "
-         f"{stage2.items_per_s:.1f} items/s{peak_memory()}")
+    if stage2.losses:
+        echo(f"stage II: {len(stage2.losses)} steps, loss {stage2.mean(0, 10):.4f} -> {stage2.mean(-10, None):.4f}, "
+             f"{stage2.items_per_s:.1f} items/s{peak_memory()}")
 
     # Dev passes that need no stage III: the teacher's, and the untrained MixLM's, whose time is what the trained
     # one's will take (what a budgeted stage III leaves for it). Kept in the run folder for --resume.
-    early = {"teacher": ("teacher", mix, None)} if evaluate else {}
+    early = {"teacher": ("teacher", mix, None)} if evaluate and not no_teacher else {}
     if evaluate and cfg.eval.compare_base:
         early["mixlm_untrained"] = ("mixlm", None, "none")
     seconds: dict[str, float] = {}
@@ -141,10 +148,19 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
         echo(f"time budget: stage III at most {cfg.stage3.steps} steps"
              + (f", {time_left(deadline):.0f} s left" if deadline is not None else " (this run folder's plan)"))
 
-    cache = build_teacher_cache(mix, stage3_groups(data.groups, cfg), run_dir / "teacher_cache.pt",
-                                with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
-                                progress=progress)
-    if not (resume and (run_dir / "stage3.ckpt").exists()):
+    cache = None
+    if cfg.needs_teacher:
+        cache = build_teacher_cache(mix, stage3_groups(data.groups, cfg), run_dir / "teacher_cache.pt",
+                                    with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
+                                    progress=progress)
+    frozen_adapter = {"kind": "none"}  # a frozen encoder body serves as the base, unless a warm start brings one
+    if cfg.stage3.init_from:
+        # After the teacher cache: until here the ranker is the teacher. A resumed run loads it too, for the frozen
+        # encoder adapter that checkpoints (trainable weights only) do not hold.
+        frozen_adapter = warm_start(Path(cfg.stage3.init_from), mix.encoder, mix.ranker,
+                                    (cfg.model.base_model, cfg.model.encoder), cfg.stage3.freeze_encoder)
+        echo(f"stage III: starts from the weight set {cfg.stage3.init_from}")
+    elif not (resume and (run_dir / "stage3.ckpt").exists()):
         init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)),
                        centred=cfg.model.projector_init == "centred")
     stage3 = run_stage3(mix, data.groups, cfg, cache, run_dir, settings, resume, progress, stage3_deadline)
@@ -159,7 +175,7 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
 
     encoder_adapter = adapter_of(m.encoder_lora) if m.encoder_lora else None
     if cfg.stage3.freeze_encoder:
-        encoder_adapter = {"kind": "none"}  # the base body serves as it is
+        encoder_adapter = frozen_adapter
     folder = save_weight_set(
         out_dir, encoder=mix.encoder, ranker=mix.ranker, base_model=m.base_model, encoder_model=m.encoder,
         base_fingerprint=loading.encoder_base_fingerprint(settings.home, m.encoder), adapter=adapter_of(m.lora),
@@ -231,7 +247,7 @@ def budget_stage3(cfg: TrainConfig, stage2: History, seconds: float, n_groups: i
         per_group = stage2.seconds / max(len(stage2.losses) * cfg.stage2.batch_queries, 1)
         batch = cfg.stage3.batch_queries
         cost = STAGE3_COST[cfg.stage3.text_path] - (ENCODER_COST if cfg.stage3.freeze_encoder else 0.0)
-        step, cache = per_group * batch * cost, per_group * CACHE_COST
+        step, cache = per_group * batch * cost, per_group * (CACHE_COST if cfg.needs_teacher else 0.0)
         steps = fit_steps(cfg.stage3.steps, 0, step + batch * cache, seconds)
         if steps * batch > n_groups:  # every group gets cached: the cache costs its size once, not per step
             steps = fit_steps(cfg.stage3.steps, 0, step, seconds - n_groups * cache)
@@ -362,6 +378,8 @@ def summary_table(result: RunResult) -> tuple[list[str], list[list]]:
     header = ["what", "steps", "items/s", "loss first 10", "loss last 10", *metrics]
     rows: list[list] = []
     for name, h in (("stage II (teacher)", result.stage2), ("stage III (joint)", result.stage3)):
+        if not h.losses:  # a stage that did not run (no stage II when a set is continued on labels alone)
+            continue
         rows.append([name, len(h.losses), round(h.items_per_s, 2), round(h.mean(0, 10), 4), round(h.mean(-10, None), 4),
                      *[""] * len(metrics)])
     for system, m in result.dev.items():

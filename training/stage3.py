@@ -2,7 +2,9 @@
 
 Loss = a*SFT + b*distillation (cached teacher P(yes)) + c*(self-alignment of hidden states and predictions
 between the text and the mixed prompt), with a, b, c from the current curriculum phase (alignment first,
-then the task). The ranker starts from the stage II teacher's adapter; the encoder from the base model.
+then the task). The ranker starts from the stage II teacher's adapter and the encoder from the base model, or
+both from a weight set being continued (``init_from``); with no distillation and no alignment weight (labels
+alone) no teacher is read.
 """
 
 from __future__ import annotations
@@ -72,8 +74,11 @@ def item_cosine(item_tokens: torch.Tensor) -> float:
     return float(((unit @ unit.T).sum() - n) / (n * n - n))
 
 
-def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache, device):
-    """(hidden [N, D], P(yes) [N]) of the full-text prompt, as the config's text_path says."""
+def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache | None, device):
+    """(hidden [N, D], P(yes) [N]) of the full-text prompt, as the config's text_path says; (None, None) in a
+    labels-only run."""
+    if cache is None:
+        return None, None
     mode = cfg.stage3.text_path
     if mode == "cached":
         teacher_p, hidden = cache.lookup(groups, device)
@@ -93,7 +98,7 @@ def stage3_groups(groups: list[QueryGroup], cfg: TrainConfig) -> list[QueryGroup
     return [groups[i] for i in visited(cfg.stage3.steps, cfg.stage3.batch_queries, len(groups), stage3_seed(cfg))]
 
 
-def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache, run_dir: Path,
+def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache | None, run_dir: Path,
                settings, resume: bool, progress: bool = True, deadline: float | None = None) -> History:
     device = resolve_device(cfg, settings)
     frozen = FrozenStates(mix) if cfg.stage3.freeze_encoder else None
@@ -101,7 +106,7 @@ def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: Te
     def step(batch: list[QueryGroup], index: int, total: int):
         phase = cfg.phase_at(index, total)
         logits, hidden, item_tokens = mixed_forward(mix, batch, frozen)
-        teacher_p, _ = cache.lookup(batch, logits.device)
+        teacher_p = cache.lookup(batch, logits.device)[0] if cache is not None else None
         text_hidden, text_p = text_path(mix, batch, cfg, cache, logits.device)
         labels = labels_of(batch, logits.device)
         loss, parts = stage3_loss(phase, logits, hidden, labels, teacher_p, text_hidden, text_p)
@@ -110,7 +115,7 @@ def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: Te
             listwise = listwise_loss(logits, labels, group_sizes(batch))
             loss = loss + cfg.stage3.listwise * phase.sft * listwise
             parts["listwise"] = float(listwise.detach())
-        if cfg.stage3.distill_listwise:
+        if cfg.stage3.distill_listwise and teacher_p is not None:
             ranked = listwise_distill_loss(logits, teacher_p, group_sizes(batch), cfg.stage3.distill_temperature)
             loss = loss + cfg.stage3.distill_listwise * phase.distill * ranked
             parts["distill_listwise"] = float(ranked.detach())

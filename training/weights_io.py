@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from mixlm.errors import WeightSetError
 from mixlm.model import Encoder, Ranker
 from mixlm.version import model_version
-from training.adapters import Projector, lora_state, merge_lora
+from training.adapters import Projector, add_lora, load_lora_state, lora_state, merge_lora
+from training.config import ConfigError, LoraSpec
 
 MANIFEST = "manifest.json"
 ENCODER_FILE = "encoder_adapter.safetensors"
@@ -155,3 +156,50 @@ def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
             encoder.projector.weight.copy_(weight.float())
         encoder.projector.to(next(encoder.body.parameters()).dtype)
     return encoder_fingerprint(folder)
+
+
+def continuable(folder: Path, models: tuple[str, str], n_tokens: int) -> dict:
+    """The manifest of a weight set that a run on ``models`` (the config's ranker and encoder bases) with
+    ``n_tokens`` item tokens can continue; a ConfigError saying why not, before any training time is spent."""
+    if not (Path(folder) / MANIFEST).is_file():
+        raise ConfigError(f"stage3.init_from: {folder} is not a weight set (no {MANIFEST})")
+    manifest = read_manifest(folder)
+    trained_on = (manifest["base_model"], manifest.get("encoder_model", manifest["base_model"]))
+    if trained_on != models:
+        raise ConfigError(f"{folder}: trained on ranker/encoder {'/'.join(trained_on)}, this config has {'/'.join(models)}")
+    if manifest.get("n_item_tokens") != n_tokens:
+        raise ConfigError(f"{folder}: trained for T_S={manifest.get('n_item_tokens')}, this config has {n_tokens}")
+    encoder_kind = manifest.get("encoder_adapter", manifest["adapter"])["kind"]
+    if manifest["adapter"]["kind"] != "lora" or encoder_kind == "full":
+        raise ConfigError(f"{folder}: only LoRA weight sets can be continued (this one is a full fine-tune)")
+    return manifest
+
+
+def warm_start(folder: Path, encoder: Encoder, ranker: Ranker, models: tuple[str, str], freeze_encoder: bool = False
+               ) -> dict:
+    """Load a LoRA weight set into trainable modules (adapters injected, as ``build_trainable`` makes them), so
+    stage III continues that set instead of starting from the teacher and the base encoder -> the encoder
+    adapter's manifest entry. A frozen encoder gets the set's adapter injected and kept fixed: its items' states
+    are the set's, and the saved set carries that adapter on. ``models`` = the config's (ranker, encoder) bases."""
+    folder = Path(folder)
+    manifest = continuable(folder, models, encoder.n_tokens)
+    encoder_adapter = {k: v for k, v in manifest.get("encoder_adapter", manifest["adapter"]).items() if k != "dtype"}
+    try:
+        load_lora_state(ranker.lm.model, load_file(str(folder / RANKER_FILE)))
+        if encoder_adapter["kind"] == "lora":
+            if freeze_encoder:
+                spec = LoraSpec(rank=encoder_adapter["rank"], alpha=encoder_adapter["alpha"],
+                                targets=list(encoder_adapter["targets"]))
+                for param in add_lora(encoder.body, spec).parameters():
+                    param.requires_grad = False
+            load_lora_state(encoder.body, load_file(str(folder / ENCODER_FILE)))
+    except (KeyError, RuntimeError) as e:  # other targets (a missing name) or another rank (a shape mismatch)
+        raise ConfigError(f"{folder}: its adapters do not fit this config's LoRA: {e}") from e
+    projector = folder / PROJECTOR_FILE
+    if projector.exists():
+        weight = load_file(str(projector))["weight"]
+        if not isinstance(encoder.projector, Projector) or encoder.projector.weight.shape != weight.shape:
+            raise ConfigError(f"{folder}: its projector {tuple(weight.shape)} does not fit this config's")
+        with torch.no_grad():
+            encoder.projector.weight.copy_(weight.float())
+    return encoder_adapter

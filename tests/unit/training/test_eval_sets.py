@@ -123,6 +123,36 @@ def test_queries_the_newest_weight_set_was_trained_on_are_left_out_of_the_sample
     assert reports["onet_related_occupations"].trained_on == 0  # a set the weights never saw keeps every query
 
 
+def test_held_out_of_leaves_out_another_sets_training_queries(data_root: Path, tmp_path: Path,
+                                                              tiny_settings: Settings):
+    # Two weight sets compared on one sample: both evaluated --held-out-of the one trained on more queries.
+    from training.config import DataConfig
+    from training.datasets import load_relevance_set
+    from training.pairs import split_by_query
+
+    for name, n, created in (("small", 10, 1), ("big", 20, 2)):
+        folder = tmp_path / "weights" / name
+        folder.mkdir(parents=True)
+        data = DataConfig(sets=["synthetic_titles"], train_queries=n, dev_queries=8, seed=0)
+        manifest = {"base_model": "tiny", "n_item_tokens": tiny_settings.n_item_tokens, "created_at": created,
+                    "config": {"data": msgspec.to_builtins(data)}}
+        (folder / "manifest.json").write_bytes(msgspec.json.encode(manifest))
+    env = {**tiny_env(tiny_settings), "MIXLM_WEIGHTS_DIR": str(tmp_path / "weights")}
+    out = tmp_path / "run.json"
+    args = ["eval", "--data", str(data_root / "synthetic_titles"), "--systems", "bm25", "--candidates", "bm25:3",
+            "--queries", "0", "--out", str(out)]
+    result = CliRunner(env=env).invoke(cli, [*args, "--held-out-of", str(tmp_path / "weights" / "small")],
+                                       catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = msgspec.json.decode(out.read_bytes(), type=EvalRun).reports[0]
+    titles = load_relevance_set(data_root / "synthetic_titles")
+    assert report.trained_on == 10  # the named set's, not the newest one's (20)
+    assert set(report.query_ids) == set(titles.qrels) - set(split_by_query(titles, 8, 10, 0)[0])
+    result = CliRunner(env=env).invoke(cli, [*args, "--held-out-of", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--held-out-of" in result.output and "no manifest.json" in result.output
+
+
 def test_a_weights_folder_without_a_manifest_is_a_usage_error(data_root: Path, tmp_path: Path, tiny_settings: Settings):
     result = CliRunner(env=tiny_env(tiny_settings)).invoke(
         cli, ["eval", "--data", str(data_root), "--systems", "bm25", "--weights", str(tmp_path)])

@@ -65,6 +65,15 @@ def test_stage3_loss_is_the_phase_weighted_sum_of_its_parts():
     assert parts["align_pred"] == pytest.approx(prediction_alignment_loss(logits, text_p).item())
 
 
+def test_without_a_teacher_the_stage3_loss_is_the_weighted_sft_alone():
+    torch.manual_seed(0)
+    logits, hidden, labels = torch.randn(5, 2), torch.randn(5, 8), torch.rand(5)
+    phase = Phase(fraction=1.0, sft=0.5, distill=0.0, align=0.0)
+    total, parts = stage3_loss(phase, logits, hidden, labels, None, None, None)
+    assert set(parts) == {"sft"}
+    assert total.item() == pytest.approx(0.5 * sft_loss(logits, labels).item())
+
+
 def test_alignment_only_phase_ignores_the_labels():
     logits = torch.randn(3, 2)
     args = (torch.randn(3, 8), torch.rand(3), torch.rand(3), torch.randn(3, 8), torch.rand(3))

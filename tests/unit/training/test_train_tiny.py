@@ -398,3 +398,83 @@ def test_a_frozen_encoder_trains_only_its_projector_encodes_each_item_once_and_s
     torch.testing.assert_close(served.encode_items(TEXTS), live_tokens, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(served.score_mixed(QUERY, list(served.encode_items(TEXTS))),
                                model.score_mixed(QUERY, list(live_tokens)), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_a_run_started_from_a_set_at_lr_zero_saves_that_set_bit_exactly(trained, titles_dir, tmp_path, freeze):
+    # Stage III continues the set (init_from) instead of the teacher and the base encoder: with nothing learnt on
+    # top, the saved set is the one it started from, adapters, projector and model_version alike (a frozen encoder's
+    # adapter is carried on).
+    result, settings, _ = trained
+    cfg = load_config(preset_of(result))
+    cfg.data.sets = [titles_dir.name]
+    cfg.stage3.init_from, cfg.stage3.freeze_encoder = str(result.folder), freeze
+    cfg.stage3.lr, cfg.stage3.encoder_lr = 0.0, 0.0
+    again = run(cfg, settings.model_copy(update={"weights_dir": tmp_path}), titles_dir, tmp_path, evaluate=False,
+                progress=False)
+    assert again.folder.name == result.folder.name
+    for name in (ENCODER_FILE, RANKER_FILE, PROJECTOR_FILE):
+        before, after = load_file(str(result.folder / name)), load_file(str(again.folder / name))
+        assert before.keys() == after.keys() and before, name
+        assert all(torch.equal(before[k], after[k]) for k in before), name
+    before, after = (json.loads((f / "manifest.json").read_text()) for f in (result.folder, again.folder))
+    assert after["encoder_adapter" if "encoder_adapter" in before else "adapter"] == before.get(
+        "encoder_adapter", before["adapter"])
+
+
+def test_a_frozen_continued_encoder_keeps_the_sets_adapter_while_the_ranker_learns(trained, titles_dir, tmp_path):
+    result, settings, _ = trained
+    cfg = load_config(preset_of(result))
+    cfg.data.sets = [titles_dir.name]
+    cfg.stage3.init_from, cfg.stage3.freeze_encoder = str(result.folder), True
+    again = run(cfg, settings.model_copy(update={"weights_dir": tmp_path}), titles_dir, tmp_path, evaluate=False,
+                progress=False)
+    before, after = load_file(str(result.folder / ENCODER_FILE)), load_file(str(again.folder / ENCODER_FILE))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    before, after = load_file(str(result.folder / RANKER_FILE)), load_file(str(again.folder / RANKER_FILE))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert again.folder.name != result.folder.name  # the projector trained: other item tokens, another version
+
+
+def test_continuing_a_set_that_does_not_fit_the_config_is_refused_with_the_reason(trained, titles_dir, tmp_path):
+    from training.config import ConfigError
+
+    result, settings, _ = trained
+    other = "tiny" if preset_of(result) == "tiny-bert" else "tiny-bert"
+    cfg = load_config(other)
+    cfg.data.sets = [titles_dir.name]
+    cfg.stage3.init_from = str(result.folder)
+    with pytest.raises(ConfigError, match="trained on ranker/encoder"):  # refused before any training
+        run(cfg, settings, titles_dir, tmp_path, evaluate=False, progress=False)
+    cfg.stage3.init_from = str(tmp_path)
+    with pytest.raises(ConfigError, match="not a weight set"):
+        run(cfg, settings, titles_dir, tmp_path / "r1", evaluate=False, progress=False)
+    cfg = load_config(preset_of(result))
+    cfg.data.sets = [titles_dir.name]
+    cfg.stage3.init_from, cfg.model.lora.rank = str(result.folder), 2
+    with pytest.raises(ConfigError, match="do not fit this config's LoRA"):
+        run(cfg, settings, titles_dir, tmp_path / "r2", evaluate=False, progress=False)
+
+
+def test_continuing_a_set_on_labels_alone_trains_no_teacher_and_caches_nothing(trained, titles_dir, tmp_path):
+    from training.config import Phase
+
+    result, settings, _ = trained
+    cfg = load_config(preset_of(result))
+    cfg.data.sets = [titles_dir.name]
+    cfg.stage3.init_from, cfg.stage3.freeze_encoder = str(result.folder), True
+    cfg.stage3.phases = [Phase(fraction=1.0, sft=1.0, distill=0.0, align=0.0)]
+    assert not cfg.needs_teacher
+    again = run(cfg, settings.model_copy(update={"weights_dir": tmp_path}), titles_dir, tmp_path,
+                run_dir=tmp_path / "run", progress=False)
+    assert not again.stage2.losses  # no stage II: nothing reads a teacher
+    assert not (tmp_path / "run" / "teacher.pt").exists() and not (tmp_path / "run" / "teacher_cache.pt").exists()
+    assert all(set(p) == {"sft", "listwise", "item_cos"} for p in again.stage3.parts)
+    assert sum(p["listwise"] for p in again.stage3.parts[-5:]) < sum(p["listwise"] for p in again.stage3.parts[:5])
+    manifest = json.loads((again.folder / "manifest.json").read_text())
+    assert "teacher" not in manifest["dev_metrics"] and "mixlm" in manifest["dev_metrics"]
+    assert manifest["steps"]["stage2"] == 0 and manifest["config"]["stage3"]["init_from"] == str(result.folder)
+    from training.pipeline import summary_table
+
+    rows = [row[0] for row in summary_table(again)[1]]  # what --record writes: no row for a stage that never ran
+    assert "stage II (teacher)" not in rows and "stage III (joint)" in rows and "dev: mixlm" in rows
