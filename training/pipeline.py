@@ -97,8 +97,9 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir.parent / ".gitignore").write_text("*\n")  # work files never get committed with the weights
     check_same_config(run_dir / "config.json", cfg)
-    if cfg.stage3.init_from:
-        continuable(Path(cfg.stage3.init_from), (cfg.model.base_model, cfg.model.encoder), cfg.model.n_item_tokens)
+    # The set a run continues, checked before any training time is spent.
+    init_manifest = (continuable(Path(cfg.stage3.init_from), (cfg.model.base_model, cfg.model.encoder),
+                                 cfg.model.n_item_tokens) if cfg.stage3.init_from else None)
 
     sets, data, dev = prepare(cfg, settings, data_root, run_dir, evaluate)
     echo(data.card.render())
@@ -154,11 +155,11 @@ def _run(cfg: TrainConfig, settings: Settings, data_root: Path, out_dir: Path, r
                                     with_hidden=cfg.stage3.text_path == "cached", chunk_groups=cfg.stage2.batch_queries,
                                     progress=progress)
     frozen_adapter = {"kind": "none"}  # a frozen encoder body serves as the base, unless a warm start brings one
-    if cfg.stage3.init_from:
+    if init_manifest is not None:
         # After the teacher cache: until here the ranker is the teacher. A resumed run loads it too, for the frozen
         # encoder adapter that checkpoints (trainable weights only) do not hold.
-        frozen_adapter = warm_start(Path(cfg.stage3.init_from), mix.encoder, mix.ranker,
-                                    (cfg.model.base_model, cfg.model.encoder), cfg.stage3.freeze_encoder)
+        frozen_adapter = warm_start(Path(cfg.stage3.init_from), init_manifest, mix.encoder, mix.ranker,
+                                    cfg.stage3.freeze_encoder)
         echo(f"stage III: starts from the weight set {cfg.stage3.init_from}")
     elif not (resume and (run_dir / "stage3.ckpt").exists()):
         init_projector(mix, list(dict.fromkeys(item.text for g in data.groups[:64] for item in g.items)),

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from mixlm.errors import WeightSetError
 from mixlm.model import Encoder, Ranker
+from mixlm.weights import manifest_encoder
 from mixlm.version import model_version
 from training.adapters import Projector, add_lora, load_lora_state, lora_state, merge_lora
 from training.config import ConfigError, LoraSpec
@@ -127,6 +128,11 @@ def update_manifest(folder: Path, **fields) -> dict:
     return manifest
 
 
+def encoder_adapter_of(manifest: dict) -> dict:
+    """The encoder's adapter entry of a manifest (sets before frozen or sentence encoders share the ranker's)."""
+    return manifest.get("encoder_adapter", manifest["adapter"])
+
+
 def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
     """Load a weight set into plain (base) modules in place -> the encoder fingerprint for model_version."""
     folder = Path(folder)
@@ -135,7 +141,7 @@ def apply_weight_set(folder: Path, encoder: Encoder, ranker: Ranker) -> str:
         raise WeightSetError(f"{folder}: trained for T_S={manifest.get('n_item_tokens')}, encoder keeps {encoder.n_tokens}")
     if manifest.get("sampling", "last") != encoder.sampling:
         raise WeightSetError(f"{folder}: trained with {manifest.get('sampling')} sampling, encoder does {encoder.sampling}")
-    for name, body, adapter in ((ENCODER_FILE, encoder.body, manifest.get("encoder_adapter", manifest["adapter"])),
+    for name, body, adapter in ((ENCODER_FILE, encoder.body, encoder_adapter_of(manifest)),
                                 (RANKER_FILE, ranker.lm.model, manifest["adapter"])):
         path = folder / name
         if not path.exists():
@@ -164,26 +170,23 @@ def continuable(folder: Path, models: tuple[str, str], n_tokens: int) -> dict:
     if not (Path(folder) / MANIFEST).is_file():
         raise ConfigError(f"stage3.init_from: {folder} is not a weight set (no {MANIFEST})")
     manifest = read_manifest(folder)
-    trained_on = (manifest["base_model"], manifest.get("encoder_model", manifest["base_model"]))
+    trained_on = (manifest["base_model"], manifest_encoder(manifest))
     if trained_on != models:
         raise ConfigError(f"{folder}: trained on ranker/encoder {'/'.join(trained_on)}, this config has {'/'.join(models)}")
     if manifest.get("n_item_tokens") != n_tokens:
         raise ConfigError(f"{folder}: trained for T_S={manifest.get('n_item_tokens')}, this config has {n_tokens}")
-    encoder_kind = manifest.get("encoder_adapter", manifest["adapter"])["kind"]
-    if manifest["adapter"]["kind"] != "lora" or encoder_kind == "full":
+    if manifest["adapter"]["kind"] != "lora" or encoder_adapter_of(manifest)["kind"] == "full":
         raise ConfigError(f"{folder}: only LoRA weight sets can be continued (this one is a full fine-tune)")
     return manifest
 
 
-def warm_start(folder: Path, encoder: Encoder, ranker: Ranker, models: tuple[str, str], freeze_encoder: bool = False
-               ) -> dict:
-    """Load a LoRA weight set into trainable modules (adapters injected, as ``build_trainable`` makes them), so
-    stage III continues that set instead of starting from the teacher and the base encoder -> the encoder
-    adapter's manifest entry. A frozen encoder gets the set's adapter injected and kept fixed: its items' states
-    are the set's, and the saved set carries that adapter on. ``models`` = the config's (ranker, encoder) bases."""
+def warm_start(folder: Path, manifest: dict, encoder: Encoder, ranker: Ranker, freeze_encoder: bool = False) -> dict:
+    """Load a LoRA weight set (its ``manifest`` as ``continuable`` checked it) into trainable modules (adapters
+    injected, as ``build_trainable`` makes them), so stage III continues that set instead of starting from the
+    teacher and the base encoder -> the encoder adapter's manifest entry. A frozen encoder gets the set's adapter
+    injected and kept fixed: its items' states are the set's, and the saved set carries that adapter on."""
     folder = Path(folder)
-    manifest = continuable(folder, models, encoder.n_tokens)
-    encoder_adapter = {k: v for k, v in manifest.get("encoder_adapter", manifest["adapter"]).items() if k != "dtype"}
+    encoder_adapter = {k: v for k, v in encoder_adapter_of(manifest).items() if k != "dtype"}
     try:
         load_lora_state(ranker.lm.model, load_file(str(folder / RANKER_FILE)))
         if encoder_adapter["kind"] == "lora":

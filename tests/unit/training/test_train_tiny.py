@@ -39,6 +39,13 @@ def preset_of(result) -> str:
     return json.loads((result.folder / "manifest.json").read_text())["preset"]
 
 
+def config_of(result, titles_dir):
+    """The config a trained set was made with, pointed at the synthetic set (to resume or continue its run)."""
+    cfg = load_config(preset_of(result))
+    cfg.data.sets = [titles_dir.name]
+    return cfg
+
+
 def test_stage2_sft_loss_goes_down(trained):
     result, _, _ = trained
     assert result.stage2.mean(-5, None) < result.stage2.mean(0, 5)
@@ -114,8 +121,7 @@ def test_weight_set_is_small(trained):
 
 def test_resuming_a_finished_run_trains_nothing_and_rebuilds_the_same_set(trained, titles_dir):
     result, settings, out = trained
-    cfg = load_config(preset_of(result))
-    cfg.data.sets = [titles_dir.name]
+    cfg = config_of(result, titles_dir)
     again = run(cfg, settings, titles_dir, out, resume=True, evaluate=False, progress=False)
     assert again.folder == result.folder  # same adapters -> same fingerprint -> same model_version
     assert len(again.stage3.losses) == len(result.stage3.losses)
@@ -406,8 +412,7 @@ def test_a_run_started_from_a_set_at_lr_zero_saves_that_set_bit_exactly(trained,
     # top, the saved set is the one it started from, adapters, projector and model_version alike (a frozen encoder's
     # adapter is carried on).
     result, settings, _ = trained
-    cfg = load_config(preset_of(result))
-    cfg.data.sets = [titles_dir.name]
+    cfg = config_of(result, titles_dir)
     cfg.stage3.init_from, cfg.stage3.freeze_encoder = str(result.folder), freeze
     cfg.stage3.lr, cfg.stage3.encoder_lr = 0.0, 0.0
     again = run(cfg, settings.model_copy(update={"weights_dir": tmp_path}), titles_dir, tmp_path, evaluate=False,
@@ -424,8 +429,7 @@ def test_a_run_started_from_a_set_at_lr_zero_saves_that_set_bit_exactly(trained,
 
 def test_a_frozen_continued_encoder_keeps_the_sets_adapter_while_the_ranker_learns(trained, titles_dir, tmp_path):
     result, settings, _ = trained
-    cfg = load_config(preset_of(result))
-    cfg.data.sets = [titles_dir.name]
+    cfg = config_of(result, titles_dir)
     cfg.stage3.init_from, cfg.stage3.freeze_encoder = str(result.folder), True
     again = run(cfg, settings.model_copy(update={"weights_dir": tmp_path}), titles_dir, tmp_path, evaluate=False,
                 progress=False)
@@ -449,8 +453,7 @@ def test_continuing_a_set_that_does_not_fit_the_config_is_refused_with_the_reaso
     cfg.stage3.init_from = str(tmp_path)
     with pytest.raises(ConfigError, match="not a weight set"):
         run(cfg, settings, titles_dir, tmp_path / "r1", evaluate=False, progress=False)
-    cfg = load_config(preset_of(result))
-    cfg.data.sets = [titles_dir.name]
+    cfg = config_of(result, titles_dir)
     cfg.stage3.init_from, cfg.model.lora.rank = str(result.folder), 2
     with pytest.raises(ConfigError, match="do not fit this config's LoRA"):
         run(cfg, settings, titles_dir, tmp_path / "r2", evaluate=False, progress=False)
@@ -460,8 +463,7 @@ def test_continuing_a_set_on_labels_alone_trains_no_teacher_and_caches_nothing(t
     from training.config import Phase
 
     result, settings, _ = trained
-    cfg = load_config(preset_of(result))
-    cfg.data.sets = [titles_dir.name]
+    cfg = config_of(result, titles_dir)
     cfg.stage3.init_from, cfg.stage3.freeze_encoder = str(result.folder), True
     cfg.stage3.phases = [Phase(fraction=1.0, sft=1.0, distill=0.0, align=0.0)]
     assert not cfg.needs_teacher
