@@ -74,14 +74,14 @@ def item_cosine(item_tokens: torch.Tensor) -> float:
     return float(((unit @ unit.T).sum() - n) / (n * n - n))
 
 
-def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: TeacherCache | None, device):
+def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, teacher: tuple | None):
     """(hidden [N, D], P(yes) [N]) of the full-text prompt, as the config's text_path says; (None, None) in a
-    labels-only run."""
-    if cache is None:
+    labels-only run. ``teacher``: the cache's (P(yes), hidden) of these groups, looked up once per step."""
+    if teacher is None:
         return None, None
     mode = cfg.stage3.text_path
     if mode == "cached":
-        teacher_p, hidden = cache.lookup(groups, device)
+        teacher_p, hidden = teacher
         return hidden, teacher_p
     with torch.set_grad_enabled(mode == "grad"):
         logits, hidden = text_forward(mix, groups)
@@ -106,8 +106,9 @@ def run_stage3(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, cache: Te
     def step(batch: list[QueryGroup], index: int, total: int):
         phase = cfg.phase_at(index, total)
         logits, hidden, item_tokens = mixed_forward(mix, batch, frozen)
-        teacher_p = cache.lookup(batch, logits.device)[0] if cache is not None else None
-        text_hidden, text_p = text_path(mix, batch, cfg, cache, logits.device)
+        teacher = cache.lookup(batch, logits.device) if cache is not None else None
+        teacher_p = teacher[0] if teacher is not None else None
+        text_hidden, text_p = text_path(mix, batch, cfg, teacher)
         labels = labels_of(batch, logits.device)
         loss, parts = stage3_loss(phase, logits, hidden, labels, teacher_p, text_hidden, text_p)
         if cfg.stage3.listwise:
