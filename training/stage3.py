@@ -74,7 +74,8 @@ def item_cosine(item_tokens: torch.Tensor) -> float:
     return float(((unit @ unit.T).sum() - n) / (n * n - n))
 
 
-def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig, teacher: tuple | None):
+def text_path(mix: MixLM, groups: list[QueryGroup], cfg: TrainConfig,
+              teacher: tuple[torch.Tensor, torch.Tensor | None] | None):
     """(hidden [N, D], P(yes) [N]) of the full-text prompt, as the config's text_path says; (None, None) in a
     labels-only run. ``teacher``: the cache's (P(yes), hidden) of these groups, looked up once per step."""
     if teacher is None:
